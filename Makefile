@@ -1,0 +1,45 @@
+# vaxrecon: one-command set-up. Needs only Python 3.11, make and the package registries.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export PREFECT_LOGGING_LEVEL ?= WARNING
+
+.PHONY: install demo test lint bench sample clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/vaxrecon run --registry data/sample/registry.parquet --exports data/sample/exports --out out/demo; \
+	  rc=$$?; [ $$rc -le 3 ] || exit $$rc
+	@echo ""
+	@echo "Corrected records : out/demo/corrected/"
+	@echo "Error reports     : out/demo/reports/"
+	@echo "Quarantined files : out/demo/quarantine/"
+	@echo "Validation pages  : out/demo/validation/index.html"
+	@echo "Run summary       : out/demo/run.json"
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline flows tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.normalize
+
+sample: $(STAMP)
+	$(BIN)/vaxrecon synth --out data/sample --people 6000 --provinces 01,79,66 --doses 3000 --seed 7 --sample
+
+clean:
+	rm -rf $(VENV) out .mypy_cache .ruff_cache .hypothesis

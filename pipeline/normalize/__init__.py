@@ -1,0 +1,1 @@
+"""Normalisers: one module per kind of value, each over whole columns."""

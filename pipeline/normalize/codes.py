@@ -1,0 +1,72 @@
+"""Small coded fields: sex, phone numbers, vaccine names, dose numbers.
+
+Each maps through a table in `rules/`; a value the table does not know is
+flagged (null canonical value, `*_known` False), never guessed.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from pipeline.normalize.distinct import by_distinct
+from pipeline.rules import Rules, default_rules
+from pipeline.text import fold_series
+
+
+def _folded(values: pd.Series) -> pd.Series:
+    return fold_series(values).str.replace(r"[^0-9a-z]+", "", regex=True)
+
+
+def normalize_sex(raw: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
+    """Nam / Nữ / M / F / Male / Female (any case, with or without diacritics) -> M / F."""
+    rules = rules or default_rules()
+
+    def run(d: pd.Series) -> pd.DataFrame:
+        sex = _folded(d).map(rules.sex_values).astype("string[pyarrow]")
+        return pd.DataFrame({"sex": sex, "sex_known": sex.notna()})
+
+    return by_distinct(raw, run)
+
+
+def normalize_phones(raw: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
+    """10-digit mobile numbers; +84 and the pre-2018 11-digit prefixes mapped."""
+    rules = rules or default_rules()
+
+    def run(d: pd.Series) -> pd.DataFrame:
+        s = d.str.replace(r"\.0+$", "", regex=True).str.replace(r"[^\d+]", "", regex=True)
+        s = s.str.replace(r"^\+?84", "0", regex=True)
+        s = s.mask(s.str.len().isin([9, 10]) & ~s.str.startswith("0"), "0" + s)
+        for old, new in rules.phone_prefixes.items():
+            s = s.mask((s.str.len() == 11) & s.str.startswith(old), new + s.str[4:])
+        ok = s.str.fullmatch(r"0\d{9}").fillna(False)
+        return pd.DataFrame({"phone": s.where(ok), "phone_known": ok})
+
+    return by_distinct(raw, run)
+
+
+def normalize_vaccines(raw: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
+    """Brand and common names with spelling variants -> the catalogue's canonical name."""
+    rules = rules or default_rules()
+
+    def run(d: pd.Series) -> pd.DataFrame:
+        vac = _folded(d).map(rules.vaccine_aliases).astype("string[pyarrow]")
+        return pd.DataFrame({"vaccine": vac, "vaccine_known": vac.notna()})
+
+    return by_distinct(raw, run)
+
+
+def normalize_dose_numbers(raw: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
+    """'1', 'Mũi 2', 'Mũi nhắc lại', 'Mũi bổ sung', ... -> a dose number (Int16)."""
+    rules = rules or default_rules()
+
+    def run(d: pd.Series) -> pd.DataFrame:
+        digits = pd.to_numeric(d.str.extract(r"(\d+)")[0], errors="coerce")
+        folded = fold_series(d).str.replace(r"[^a-z0-9 ]+", " ", regex=True)
+        words = pd.Series(pd.NA, index=d.index, dtype="Float64")
+        for phrase, number in sorted(rules.dose_number_words.items(), key=lambda kv: -len(kv[0])):
+            hit = folded.str.replace(" ", "", regex=False).str.contains(phrase, regex=False).fillna(False)
+            words = words.mask(hit & words.isna(), float(number))
+        number = words.fillna(digits.astype("Float64")).where(lambda x: x.between(1, 10))
+        return pd.DataFrame({"dose_number": number.astype("Int16"), "dose_number_known": number.notna()})
+
+    return by_distinct(raw, run)

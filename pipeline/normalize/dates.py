@@ -1,0 +1,87 @@
+"""Dates as exports write them: several text formats, Excel serials, bare years.
+
+Formats are parsed explicitly (never `format="mixed"`), impossible dates are
+rejected with a reason, and dates whose day and month could be swapped are
+marked so the linker can try both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from pipeline.normalize.distinct import by_distinct
+from pipeline.rules import Rules, default_rules
+
+_DMY = r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})$"
+_YMD = r"^(\d{4})[/.\-](\d{1,2})[/.\-](\d{1,2})$"
+_DMYY = r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2})$"
+_NUMBER = r"^(\d+)(?:\.(\d+))?$"
+
+
+def _parts(s: pd.Series, run_year: int) -> pd.DataFrame:
+    """Day, month, year (as numbers) and the format each value was read with."""
+    d = pd.DataFrame(index=s.index, columns=["day", "month", "year"], dtype="Float64")
+    fmt = pd.Series(pd.NA, index=s.index, dtype="string[pyarrow]")
+    for pattern, order, label in ((_DMY, ("day", "month", "year"), "dmy"),
+                                  (_YMD, ("year", "month", "day"), "ymd"),
+                                  (_DMYY, ("day", "month", "year"), "dmyy")):
+        m = s.str.extract(pattern)
+        hit = m[0].notna() & fmt.isna()
+        for i, col in enumerate(order):
+            d.loc[hit, col] = pd.to_numeric(m.loc[hit, i]).astype("Float64")
+        fmt = fmt.mask(hit, label)
+    pivot = run_year % 100
+    yy = fmt == "dmyy"
+    d.loc[yy, "year"] = d.loc[yy, "year"] + np.where(d.loc[yy, "year"] <= pivot, 2000, 1900)
+    return d.assign(fmt=fmt)
+
+
+def parse_dates(values: pd.Series, rules: Rules | None = None, *, run_date: dt.date,
+                allow_year_only: bool = True) -> pd.DataFrame:
+    """Parse distinct raw date strings.
+
+    Returns `date` (datetime64[s], day precision or null), `year` (Int16),
+    `precision` ('day' | 'year' | null), `swappable` (day and month both
+    <= 12 and different) and `date_error` (why a non-empty value was not read).
+    """
+    rules = rules or default_rules()
+    s = values.astype("string[pyarrow]").str.strip().str.replace(r"[ T]00:00(:00)?(\.0+)?$", "", regex=True)
+    s = s.mask(s == "")
+    parts = _parts(s, run_date.year)
+    num = s.str.extract(_NUMBER)
+    is_num = num[0].notna() & parts["fmt"].isna()
+    whole = pd.to_numeric(num[0], errors="coerce")
+    bare_year = is_num & whole.between(rules.bare_year_min, rules.bare_year_max) & num[1].fillna("0").str.fullmatch("0+")
+    serial = is_num & ~bare_year
+    iso = (parts["year"].astype("Int64").astype("string").str.zfill(4) + "-"
+           + parts["month"].astype("Int64").astype("string").str.zfill(2) + "-"
+           + parts["day"].astype("Int64").astype("string").str.zfill(2))
+    date = pd.to_datetime(iso, format="%Y-%m-%d", errors="coerce").astype("datetime64[s]")
+    epoch = pd.Timestamp("1899-12-30")
+    serial_dates = epoch + pd.to_timedelta(whole.where(serial & whole.between(1, 80000)), unit="D")
+    date = date.mask(serial, serial_dates.astype("datetime64[s]"))
+    year = date.dt.year.astype("Int16").mask(bare_year, whole.astype("Int16"))
+    precision = pd.Series(pd.NA, index=s.index, dtype="string[pyarrow]")
+    precision = precision.mask(date.notna(), "day").mask(bare_year, "year")
+    error = pd.Series(pd.NA, index=s.index, dtype="string[pyarrow]")
+    error = error.mask(s.notna() & parts["fmt"].isna() & ~is_num, "unreadable date")
+    error = error.mask(parts["fmt"].notna() & date.isna(), "impossible date")
+    error = error.mask(serial & date.isna(), "Excel serial out of range")
+    if not allow_year_only:
+        error = error.mask(bare_year, "year only")
+        precision = precision.mask(bare_year, pd.NA)
+        year = year.mask(bare_year, pd.NA)
+    swappable = (parts["fmt"].notna() & (parts["day"] <= 12) & (parts["month"] <= 12)
+                 & (parts["day"] != parts["month"])).fillna(False).astype(bool)
+    return pd.DataFrame({"date": date, "year": year, "precision": precision,
+                         "swappable": swappable, "date_error": error}, index=s.index)
+
+
+def normalize_dates(raw: pd.Series, rules: Rules | None = None, *, run_date: dt.date,
+                    allow_year_only: bool = True) -> pd.DataFrame:
+    """`parse_dates` over each distinct value of a raw column, mapped back."""
+    return by_distinct(raw, lambda d: parse_dates(d, rules, run_date=run_date,
+                                                  allow_year_only=allow_year_only))

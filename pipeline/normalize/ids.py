@@ -1,0 +1,86 @@
+"""ID numbers: repair spreadsheet damage, classify, and decode the 12-digit structure."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from pipeline.normalize.distinct import by_distinct
+from pipeline.rules import Rules, default_rules
+
+_SCI = r"^(\d)(?:[.,](\d+))?[eE]\+?(\d+)$"
+KINDS = ("personal", "old", "placeholder", "invalid", "missing")
+
+
+def _repair(s: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Digits after undoing spreadsheet damage, and the reason where none can be had."""
+    s = s.str.strip().str.lstrip("'").str.replace(r"\s+", "", regex=True)
+    reason = pd.Series(pd.NA, index=s.index, dtype="string[pyarrow]")
+    sci = s.str.extract(_SCI)
+    is_sci = sci[0].notna()
+    frac = sci[1].fillna("")
+    exp = pd.to_numeric(sci[2], errors="coerce").fillna(0).astype(int)
+    kept = is_sci & (frac.str.len() == exp)
+    s = s.mask(kept, sci[0] + frac)
+    reason = reason.mask(is_sci & ~kept, "scientific notation lost digits")
+    s = s.mask(is_sci & ~kept)
+    s = s.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)       # Excel number cell 79093001234.0
+    s = s.str.replace(r"[.\-_/,]", "", regex=True)               # 079.093.001.234, 079-093-...
+    not_digits = s.notna() & ~s.str.fullmatch(r"\d+").fillna(False)
+    reason = reason.mask(not_digits & reason.isna(), "not a number")
+    s = s.mask(not_digits)
+    n = s.str.len()
+    s = s.mask(n.between(1, 8), s.str.zfill(9)).mask(n.between(10, 11), s.str.zfill(12))
+    bad_len = s.notna() & ~s.str.len().isin([9, 12])
+    reason = reason.mask(bad_len & reason.isna(), "length is neither 9 nor 12 digits")
+    return s.mask(bad_len), reason
+
+
+def classify_ids(values: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
+    """Classify distinct raw ID values.
+
+    Columns: `id_number` (repaired digits, or null), `id_kind` (one of KINDS),
+    `id_reason`, and for 12-digit numbers the decoded `id_province`,
+    `id_sex`, `id_birth_year` and `id_structure_ok` (known province,
+    century-sex digit and year that can be a birth year).
+    """
+    rules = rules or default_rules()
+    raw = values.astype("string[pyarrow]")
+    blank = raw.isna() | (raw.str.strip() == "")
+    digits, reason = _repair(raw.mask(blank))
+    placeholder = digits.str.fullmatch(r"(\d)\1*").fillna(False) | digits.isin(rules.placeholder_ids).fillna(False)
+    raw_digits = raw.str.replace(r"\.0+$", "", regex=True).str.replace(r"\D", "", regex=True)
+    placeholder |= raw_digits.isin(rules.placeholder_ids).fillna(False)
+    placeholder |= raw_digits.str.fullmatch(r"(\d)\1{5,}").fillna(False)
+    length = digits.str.len().fillna(0)
+    kind = pd.Series("invalid", index=raw.index, dtype="string[pyarrow]")
+    kind = kind.mask(length == 9, "old").mask(length == 12, "personal")
+    kind = kind.mask(placeholder & digits.notna(), "placeholder").mask(blank, "missing")
+    reason = reason.mask(kind == "placeholder", "placeholder").mask(blank, pd.NA)
+    out = pd.DataFrame({"id_number": digits.mask(kind.isin(["invalid", "missing"])), "id_kind": kind,
+                        "id_reason": reason})
+    return pd.concat([out, decode_personal_ids(out["id_number"].where(kind == "personal"), rules)], axis=1)
+
+
+def decode_personal_ids(ids: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
+    """Decode province, sex and birth year from 12-digit personal numbers."""
+    rules = rules or default_rules()
+    s = ids.astype("string[pyarrow]")
+    province = s.str[1:3]
+    cs = s.str[3]
+    century = cs.map({k: v[0] for k, v in rules.century_sex.items()}).astype("Int32")
+    sex = cs.map({k: v[1] for k, v in rules.century_sex.items()}).astype("string[pyarrow]")
+    year = (century + pd.to_numeric(s.str[4:6], errors="coerce").astype("Int32")).astype("Int16")
+    ok = (s.str[0] == "0") & province.isin(list(rules.provinces)) & century.notna()
+    return pd.DataFrame({
+        "id_province": province.where(ok),
+        "id_sex": sex.where(ok),
+        "id_birth_year": year.where(ok),
+        "id_structure_ok": ok.fillna(False).astype(bool),
+    })
+
+
+def normalize_ids(raw: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
+    """Normalise a column of raw IDs (each distinct value once); nulls are `missing`."""
+    out = by_distinct(raw, lambda d: classify_ids(d, rules))
+    out["id_kind"] = out["id_kind"].fillna("missing")
+    return out

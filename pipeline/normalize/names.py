@@ -1,0 +1,192 @@
+"""Vietnamese personal names: repair legacy fonts, canonicalise, and make keys.
+
+Works on distinct values only (names repeat heavily) and maps back. A name
+that is already valid Vietnamese is never re-decoded: the detector only
+repairs strings that are not valid as they stand.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+import pandas as pd
+
+from pipeline.normalize.distinct import by_distinct
+from pipeline.normalize.encodings import decoders
+from pipeline.rules import Rules, default_rules
+from pipeline.text import TONE_MARKS, fold_series
+
+_INIT = "(?:ngh|ng|nh|ch|gh|gi|kh|ph|qu|th|tr|b|c|d|đ|g|h|k|l|m|n|p|r|s|t|v|x)?"
+_NUC = (
+    "(?:iêu|yêu|oai|oao|oay|oeo|uây|uôi|uya|uyê|uyu|ươi|ươu|ai|ao|au|ay|âu|ây|eo|êu|ia|iê|yê|iu|"
+    "oa|oă|oe|oi|ôi|ơi|ua|uâ|uê|ui|uô|uơ|ưa|ưi|ươ|ưu|uy|a|ă|â|e|ê|i|o|ô|ơ|u|ư|y)"
+)
+_FIN = "(?:ng|nh|ch|c|m|n|p|t)?"
+_SYL = f"{_INIT}{_NUC}{_FIN}"
+# Ethnic-minority words: a consonant cluster before the nucleus (Kpă, Mlô, Drơng, Êban).
+_MINORITY = f"(?:[bcdđghklmnpqrstvxyz]*'?{_NUC}{_FIN})+"
+_WORD_OK = re.compile(f"^(?:{_SYL}|{_MINORITY}|[a-z']+)$")
+_CHARS_OK = re.compile(f"^[a-zđ{TONE_MARKS}\u0302\u0306\u031b' -]+$")
+_TWO_TONES = re.compile(f"[{TONE_MARKS}][^ ]*[{TONE_MARKS}]")
+_VIQR_HINT = re.compile(r"[a-zA-Z][\^(+`~?]|[aeiouyAEIOUY]'|[dD][dD]\b")
+_ETH_INITIAL = re.compile(r"(^|\s)[Ðð]")
+_SPACES = re.compile(r"\s+")
+# Tone placement: old style marks the first vowel of oa/oe/uy with no final
+# consonant (hòa, thủy); new style the second (hoà, thuỷ).
+_TONES = {"\u0300": "grave", "\u0301": "acute", "\u0303": "tilde", "\u0309": "hook", "\u0323": "dot"}
+
+
+def _style_pairs() -> list[tuple[str, str]]:
+    pairs = []
+    for first, second in (("o", "a"), ("o", "e"), ("u", "y")):
+        for tone in _TONES:
+            old = unicodedata.normalize("NFC", first + tone + second)
+            new = unicodedata.normalize("NFC", first + second + tone)
+            pairs.append((old, new))
+    return pairs
+
+
+_STYLE_PAIRS = _style_pairs()
+
+
+def is_valid_vietnamese(name: str) -> bool:
+    """True when every word of `name` is a well-formed Vietnamese (or minority) syllable."""
+    low = unicodedata.normalize("NFD", name.lower())
+    if not _CHARS_OK.match(low) or _TWO_TONES.search(low):
+        return False
+    base = unicodedata.normalize("NFC", "".join(ch for ch in low if ch not in TONE_MARKS))
+    return all(_WORD_OK.match(w) for w in base.replace("-", " ").split())
+
+
+def _valid_mask(values: pd.Series) -> pd.Series:
+    """Vectorised `is_valid_vietnamese` over a column of distinct, stripped strings."""
+    low = values.str.lower().str.normalize("NFD")
+    ok = low.str.match(_CHARS_OK.pattern) & ~low.str.contains(_TWO_TONES.pattern, regex=True)
+    base = low.str.replace(f"[{TONE_MARKS}]", "", regex=True).str.normalize("NFC").str.replace("-", " ")
+    words_bad = base.str.contains(
+        f"(?:^| )(?:[^ ]*[^a-zđâăêôơư' ][^ ]*)(?: |$)", regex=True
+    )
+    # Word-level syllable check on what passed the cheap character tests.
+    exploded = base[ok & ~words_bad].str.split(" ").explode()
+    exploded = exploded[exploded.notna() & (exploded != "")]
+    bad_idx = exploded.index[~exploded.str.match(_WORD_OK.pattern)]
+    result = (ok & ~words_bad).fillna(False).astype(bool)
+    result[result.index.isin(bad_idx)] = False
+    return result
+
+
+def repair_one(text: str, rules: Rules | None = None) -> tuple[str, str]:
+    """Repair one name that is not valid Vietnamese; return (text, encoding found)."""
+    for label, decode in decoders(rules).items():
+        if label == "viqr" and not _VIQR_HINT.search(text):
+            continue
+        out = decode(text)
+        if out and out != text and is_valid_vietnamese(_canon_spaces(out)):
+            return unicodedata.normalize("NFC", out), label
+    return text, "unknown"
+
+
+def _canon_spaces(text: str) -> str:
+    return _SPACES.sub(" ", text).strip()
+
+
+def detect_tone_style(names: Iterable[str]) -> str:
+    """'old' (Hòa) or 'new' (Hoà): whichever the given canonical names use more."""
+    s = pd.Series(list(names), dtype="string[pyarrow]").str.lower()
+    old = sum(int(s.str.contains(o + r"(?:\s|$)", regex=True).sum()) for o, _ in _STYLE_PAIRS)
+    new = sum(int(s.str.contains(n + r"(?:\s|$)", regex=True).sum()) for _, n in _STYLE_PAIRS)
+    return "new" if new > old else "old"
+
+
+def apply_tone_style(values: pd.Series, style: str) -> pd.Series:
+    """Move tone marks of word-final oa/oe/uy to the given style; fix Qúy -> Quý."""
+    out = values
+    for old, new in _STYLE_PAIRS:
+        src, dst = (new, old) if style == "old" else (old, new)
+        for a, b in ((src, dst), (src.capitalize(), dst.capitalize()), (src.upper(), dst.upper())):
+            out = out.str.replace(a + r"(\s|$)", b + r"\1", regex=True)
+    for tone in _TONES:
+        wrong = unicodedata.normalize("NFC", "u" + tone)
+        right = unicodedata.normalize("NFC", "y" + tone)
+        out = out.str.replace(f"([Qq]){wrong}y", f"\\1u{right}", regex=True)
+    return out
+
+
+def canonical_names(values: pd.Series, rules: Rules | None = None, style: str = "old") -> pd.DataFrame:
+    """Canonical form of distinct raw names, with the repair applied.
+
+    Returns a frame indexed like `values` with columns `full_name` (NFC,
+    single spaces, each word capitalised, registry tone style), `encoding`
+    ('unicode', 'utf8-as-cp1252', 'cp1258-as-cp1252', 'vni', 'tcvn3',
+    'viqr' or 'unknown') and `valid`.
+    """
+    rules = rules or default_rules()
+    s = values.astype("string[pyarrow]").str.normalize("NFC").str.replace(r"\s+", " ", regex=True).str.strip()
+    s = s.mask(s == "")
+    s = s.str.replace(_ETH_INITIAL.pattern, r"\1Đ", regex=True)
+    valid = _valid_mask(s.fillna(""))
+    non_ascii = s.str.contains(r"[^\x00-\x7f]", regex=True).fillna(False).astype(bool)
+    viqr = s.str.contains(_VIQR_HINT.pattern, regex=True).fillna(False).astype(bool)
+    todo = s.notna() & ~valid & (non_ascii | viqr)
+    encoding = pd.Series("unicode", index=s.index, dtype="string[pyarrow]")
+    if todo.any():
+        fixed = [repair_one(str(t), rules) for t in s[todo]]
+        s = s.copy()
+        s[todo] = [f for f, _ in fixed]
+        encoding[todo] = [e for _, e in fixed]
+        valid[todo] = [e != "unknown" for _, e in fixed]
+    s = s.str.normalize("NFC").str.replace(r"\s+", " ", regex=True).str.strip()
+    s = _capitalise(s)
+    s = apply_tone_style(s, style)
+    return pd.DataFrame({"full_name": s, "encoding": encoding.mask(s.isna()), "valid": valid & s.notna()})
+
+
+def _capitalise(s: pd.Series) -> pd.Series:
+    """Each word capitalised ('h'hen' -> "H'Hen", 'đặng' -> 'Đặng')."""
+    low = s.str.lower()
+    return low.str.replace(r"(^|[ '\-])(\w)", lambda m: m.group(1) + m.group(2).upper(), regex=True)
+
+
+def name_keys(full_name: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
+    """Keys for comparing and blocking canonical names.
+
+    - `name_key`: lower case with each tone mark moved to the end of its word,
+      so old and new tone placement compare equal;
+    - `name_fold`: no diacritics ('nguyen van hung');
+    - `family_fold`, `given_fold`, `middle_fold`; `family_variant` folds
+      regional pairs (Huỳnh -> hoang, Võ -> vu).
+    """
+    rules = rules or default_rules()
+    low = full_name.astype("string[pyarrow]").str.lower().str.normalize("NFD")
+    key = low.str.replace(f"([^ {TONE_MARKS}]*)([{TONE_MARKS}])([^ ]*)", r"\1\3\2", regex=True)
+    fold = fold_series(full_name)
+    parts = fold.str.split(" ")
+    family = parts.str[0]
+    given = parts.str[-1]
+    middle = fold.str.replace(r"^[^ ]+ ?", "", regex=True).str.replace(r" ?[^ ]+$", "", regex=True)
+    variants = {}
+    for group in rules.family_variants:
+        folded = [fold_series(pd.Series([g])).iloc[0] for g in group]
+        for f in folded:
+            variants[f] = folded[0]
+    fam_var = family.map(lambda f: variants.get(f, f) if isinstance(f, str) else f).astype("string[pyarrow]")
+    return pd.DataFrame({
+        "name_key": key,
+        "name_fold": fold,
+        "family_fold": family,
+        "middle_fold": middle,
+        "given_fold": given,
+        "family_variant": fam_var,
+    })
+
+
+def normalize_names(raw: pd.Series, rules: Rules | None = None, style: str = "old") -> pd.DataFrame:
+    """Normalise a column of raw names: each distinct value once, mapped back."""
+
+    def run(distinct: pd.Series) -> pd.DataFrame:
+        canon = canonical_names(distinct, rules, style)
+        return pd.concat([canon, name_keys(canon["full_name"], rules)], axis=1)
+
+    return by_distinct(raw, run)

@@ -1,0 +1,33 @@
+"""Small text primitives shared by every stage: folding and Vietnamese letters."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import pandas as pd
+
+# Vietnamese tone marks (combining) and vowel-quality marks.
+TONE_MARKS = "\u0300\u0301\u0303\u0309\u0323"
+QUALITY_MARKS = "\u0302\u0306\u031b"
+_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+_D_MAP = str.maketrans({"đ": "d", "Đ": "D", "Ð": "D", "ð": "d"})
+
+
+def strip_marks(text: str) -> str:
+    """Remove every diacritic, mapping Đ/đ (and Ð) to D/d."""
+    decomposed = unicodedata.normalize("NFD", text.translate(_D_MAP))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def fold_key(text: str) -> str:
+    """Compare key: no case, diacritics, spacing or punctuation."""
+    return _NON_ALNUM.sub("", strip_marks(text).lower())
+
+
+def fold_series(values: pd.Series) -> pd.Series:
+    """Vectorised diacritic removal keeping spaces: 'Nguyễn Văn' -> 'nguyen van'."""
+    s = values.astype("string[pyarrow]").str.lower()
+    s = s.str.replace("đ", "d", regex=False).str.replace("ð", "d", regex=False)
+    s = s.str.normalize("NFD").str.replace(r"[\u0300-\u036f]", "", regex=True)
+    return s
