@@ -26,7 +26,7 @@ _NUC = (
 _FIN = "(?:ng|nh|ch|c|m|n|p|t)?"
 _SYL = f"{_INIT}{_NUC}{_FIN}"
 # Ethnic-minority words: a consonant cluster before the nucleus (Kpă, Mlô, Drơng, Êban).
-_MINORITY = f"(?:[bcdđghklmnpqrstvxyz]*'?{_NUC}{_FIN})+"
+_MINORITY = f"(?:[bcdđghklmnpqrstvxyz]*(?:'[bcdđghklmnpqrstvxyz]*)?{_NUC}{_FIN})+"
 _WORD_OK = re.compile(f"^(?:{_SYL}|{_MINORITY}|[a-z']+)$")
 _CHARS_OK = re.compile(f"^[a-zđ{TONE_MARKS}\u0302\u0306\u031b' -]+$")
 _TWO_TONES = re.compile(f"[{TONE_MARKS}][^ ]*[{TONE_MARKS}]")
@@ -77,15 +77,31 @@ def _valid_mask(values: pd.Series) -> pd.Series:
     return result
 
 
+def _valid_words(text: str) -> int:
+    return sum(is_valid_vietnamese(w) for w in text.split())
+
+
 def repair_one(text: str, rules: Rules | None = None) -> tuple[str, str]:
-    """Repair one name that is not valid Vietnamese; return (text, encoding found)."""
+    """Repair one name that is not valid Vietnamese; return (text, encoding found).
+
+    The first decoding whose result is valid Vietnamese wins. Failing that
+    (a legacy-font name with a typo), the decoding that makes the most words
+    valid, if it makes more than the text as it stands.
+    """
+    best, best_label, best_score = text, "unknown", _valid_words(text)
     for label, decode in decoders(rules).items():
         if label == "viqr" and not _VIQR_HINT.search(text):
             continue
         out = decode(text)
-        if out and out != text and is_valid_vietnamese(_canon_spaces(out)):
-            return unicodedata.normalize("NFC", out), label
-    return text, "unknown"
+        if not out or out == text:
+            continue
+        out = _ETH_INITIAL.sub(r"\1Đ", unicodedata.normalize("NFC", _canon_spaces(out)))
+        if is_valid_vietnamese(out):
+            return out, label
+        score = _valid_words(out)
+        if score > best_score:
+            best, best_label, best_score = out, label, score
+    return best, best_label
 
 
 def _canon_spaces(text: str) -> str:
@@ -172,14 +188,11 @@ def name_keys(full_name: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
         for f in folded:
             variants[f] = folded[0]
     fam_var = family.map(lambda f: variants.get(f, f) if isinstance(f, str) else f).astype("string[pyarrow]")
-    return pd.DataFrame({
-        "name_key": key,
-        "name_fold": fold,
-        "family_fold": family,
-        "middle_fold": middle,
-        "given_fold": given,
-        "family_variant": fam_var,
+    frame = pd.DataFrame({
+        "name_key": key, "name_fold": fold, "family_fold": family, "middle_fold": middle,
+        "given_fold": given, "family_variant": fam_var,
     })
+    return frame.astype("string[pyarrow]")
 
 
 def normalize_names(raw: pd.Series, rules: Rules | None = None, style: str = "old") -> pd.DataFrame:

@@ -1,0 +1,1 @@
+"""Orchestration: the only place that knows paths and the order of stages."""

@@ -1,0 +1,118 @@
+"""Command line: `vaxrecon run`, `vaxrecon synth`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+
+
+def _province_list(text: str) -> list[str]:
+    codes = [c.strip() for c in text.split(",") if c.strip()]
+    for c in codes:
+        if not (len(c) == 2 and c.isdigit()):
+            raise argparse.ArgumentTypeError(f"province code must be 2 digits, got {c!r}")
+    return codes
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vaxrecon",
+        description="Đối chiếu dữ liệu tiêm chủng COVID-19 với CSDL quốc gia về dân cư. "
+                    "Reconcile provincial vaccination exports against the national population registry.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="more detail in the progress log")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="reconcile the export files once and write the results",
+                         description="Read every file under EXPORTS/<province code>/, link each dose to a registry "
+                                     "person, and write OUT/corrected/<PP>.parquet, OUT/run.json and "
+                                     "OUT/quarantine/. Exit status: 0 all done; 3 done, but some files were "
+                                     "quarantined or a province failed; 2 usage error; 1 nothing could be done.")
+    run.add_argument("--registry", required=True, type=Path, help="registry Parquet file or folder of Parquet files")
+    run.add_argument("--exports", required=True, type=Path, help="folder with one sub-folder per province (01, 79, ...)")
+    run.add_argument("--out", required=True, type=Path, help="folder for the results (created if missing)")
+    run.add_argument("--province", action="append", type=_province_list, default=None, metavar="PP",
+                     help="only this province (repeat, or comma-separate: --province 79 --province 01)")
+    run.add_argument("--run-date", type=_date, default=None,
+                     help="the date checks treat as today (YYYY-MM-DD); default: today")
+    run.add_argument("--rules", type=Path, default=None, help="rules folder (default: the project's rules/)")
+
+    synth = sub.add_parser("synth", help="generate a synthetic registry and export files with ground truth",
+                           description="Write OUT/registry.parquet, OUT/exports/<PP>/* and OUT/truth.parquet.")
+    synth.add_argument("--out", required=True, type=Path)
+    synth.add_argument("--people", type=int, default=300_000, help="registry size (default 300000)")
+    synth.add_argument("--doses", type=int, default=150_000, help="approximate dose rows (default 150000)")
+    synth.add_argument("--provinces", type=_province_list, default=["01", "79", "48", "66", "92"],
+                       help="exporting provinces, comma-separated (default 01,79,48,66,92)")
+    synth.add_argument("--seed", type=int, default=1)
+    synth.add_argument("--rows-per-file", type=int, default=2500)
+    synth.add_argument("--run-date", type=_date, default=dt.date(2022, 5, 31),
+                       help="last possible dose date (default 2022-05-31)")
+    synth.add_argument("--no-corrupt", action="store_true", help="do not add unreadable files")
+    return parser
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("httpx", "prefect", "great_expectations", "urllib3", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from flows.reconcile import run_reconciliation
+    from pipeline.link.index import RegistryError
+    from pipeline.rules import RulesError
+
+    if not args.exports.is_dir():
+        logging.getLogger("vaxrecon").error("exports folder not found: %s", args.exports)
+        return EXIT_USAGE
+    provinces = sorted({c for group in args.province for c in group}) if args.province else None
+    try:
+        result = run_reconciliation(args.registry, args.exports, args.out, provinces, args.run_date, args.rules)
+    except (RegistryError, RulesError) as exc:
+        logging.getLogger("vaxrecon").error("%s", exc)
+        return EXIT_FAILED
+    for code, prov in result.provinces.items():
+        logging.getLogger("vaxrecon").info("province %s: %s", code, prov.error or prov.rows_by_status)
+    return result.exit_code
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from pipeline.synth.generate import SynthConfig, generate
+
+    stats = generate(SynthConfig(out=args.out, people=args.people, doses=args.doses, provinces=tuple(args.provinces),
+                                 seed=args.seed, run_date=args.run_date, corrupt_files=not args.no_corrupt,
+                                 rows_per_file=args.rows_per_file))
+    logging.getLogger("vaxrecon").info("synth: %s written to %s", stats, args.out)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
+    _setup_logging(args.verbose)
+    handlers = {"run": cmd_run, "synth": cmd_synth}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

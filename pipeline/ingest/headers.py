@@ -1,0 +1,35 @@
+"""Find the header row and map header texts to canonical columns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pipeline.rules import Rules
+from pipeline.text import fold_key
+
+
+def map_header(cells: Sequence[object], rules: Rules) -> dict[int, str]:
+    """Column index -> canonical name for the cells of one candidate header row.
+
+    When two columns map to one canonical name, the first keeps it (the
+    others are read as ignored columns).
+    """
+    found: dict[int, str] = {}
+    taken: set[str] = set()
+    for i, cell in enumerate(cells):
+        if cell is None:
+            continue
+        canonical = rules.header_aliases.get(fold_key(str(cell)))
+        if canonical and canonical not in taken:
+            found[i] = canonical
+            taken.add(canonical)
+    return found
+
+
+def find_header(rows: Sequence[Sequence[object]], rules: Rules) -> tuple[int, dict[int, str]] | None:
+    """(row offset, column map) of the first row naming enough known columns."""
+    for offset, row in enumerate(rows[: rules.header_search_rows]):
+        mapping = map_header(row, rules)
+        if len(mapping) >= rules.min_known_columns:
+            return offset, mapping
+    return None

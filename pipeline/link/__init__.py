@@ -1,0 +1,1 @@
+"""Link export persons to registry persons: index, candidates, scores, decisions."""

@@ -1,0 +1,83 @@
+"""Decisions: link, review or unmatched, with a calibrated score and a readable reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.link.scoring import FIELDS
+
+REASON_VI = {
+    "id": {"exact": "số định danh trùng", "old": "số CMND cũ trùng", "one_edit": "số giấy tờ sai một chữ số",
+           "different_own": "số giấy tờ khác", "different": "số giấy tờ khác (có thể của người khác)",
+           "missing": "không có số giấy tờ hợp lệ"},
+    "name": {"exact": "họ tên trùng", "fold": "họ tên trùng khi bỏ dấu", "reordered": "họ tên trùng nhưng sai thứ tự/viết liền",
+             "variant": "họ tên trùng (biến thể họ Hoàng/Huỳnh, Vũ/Võ)", "close": "họ tên gần giống",
+             "fuzzy": "họ tên hơi giống", "different": "họ tên khác", "missing": "không có họ tên"},
+    "dob": {"exact": "ngày sinh trùng", "swapped": "ngày sinh đảo ngày/tháng", "year_only": "năm sinh trùng",
+            "year_off": "năm sinh lệch 1 năm", "same_year": "cùng năm sinh, khác ngày", "different": "ngày sinh khác",
+            "missing": "không có ngày sinh"},
+    "sex": {"same": "giới tính trùng", "different": "giới tính khác", "missing": ""},
+    "phone": {"same": "số điện thoại trùng", "different": "", "missing": ""},
+    "place": {"same_ward": "cùng phường/xã", "other": "", "missing": ""},
+}
+
+
+def posterior(scored: pd.DataFrame, null_weight: float) -> pd.Series:
+    """p(c) = 2^s(c) / (sum of 2^s over the profile's candidates + 2^null), computed stably."""
+    s = scored["log2_bf"].to_numpy()
+    top = np.maximum(scored.groupby("profile")["log2_bf"].transform("max").to_numpy(), null_weight)
+    e = np.exp2(s - top)
+    denom = pd.Series(e).groupby(scored["profile"].to_numpy()).transform("sum").to_numpy() + np.exp2(null_weight - top)
+    return pd.Series(e / denom, index=scored.index)
+
+
+def reasons(scored: pd.DataFrame) -> pd.Series:
+    """'số định danh trùng; họ tên trùng; ngày sinh trùng' from the comparison levels."""
+    parts = [scored[f"{f}_level"].map(REASON_VI[f]).fillna("") for f in FIELDS]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined.str.cat(part, sep="; ")
+    return joined.str.replace(r"(; )+", "; ", regex=True).str.strip("; ")
+
+
+def decide(profiles: pd.DataFrame, scored: pd.DataFrame, model: dict) -> pd.DataFrame:
+    """One decision per profile: status, person row, candidates, score and reason."""
+    scored = scored.copy()
+    scored["p"] = posterior(scored, float(model["null_log2_weight"]))
+    scored = scored.sort_values(["profile", "p"], ascending=[True, False])
+    scored = scored.groupby("profile").head(int(model["max_candidates"]))
+    scored["reason"] = reasons(scored)
+    best = scored.groupby("profile").head(1).set_index("profile")
+    out = pd.DataFrame(index=profiles.index)
+    out["best_row"] = best["row"].reindex(out.index).astype("Int64")
+    out["match_score"] = best["p"].reindex(out.index).fillna(0.0).astype("float64")
+    out["reason"] = best["reason"].reindex(out.index).astype("string[pyarrow]")
+    link_t, review_t = float(model["link_threshold"]), float(model["review_threshold"])
+    out["status"] = np.select([out["match_score"] >= link_t, out["match_score"] >= review_t],
+                              ["linked", "review"], "unmatched")
+    listed = scored[scored["p"] >= float(model["candidate_min_p"])]
+    out["candidate_rows"] = listed.groupby("profile")["row"].agg(list).reindex(out.index)
+    return out, scored
+
+
+def resolve_conflicts(decisions: pd.DataFrame, profiles: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
+    """Two export persons claiming one registry person with conflicting details go to review.
+
+    Conflicting: their names are not the same even without diacritics and
+    word order, and their dates of birth disagree.
+    """
+    linked = decisions[decisions["status"] == "linked"]
+    dup_rows = linked["best_row"][linked["best_row"].duplicated(keep=False)]
+    if dup_rows.empty:
+        return decisions
+    grp = pd.DataFrame({"row": dup_rows, "name": profiles.loc[dup_rows.index, "name_sorted"],
+                        "dob": profiles.loc[dup_rows.index, "dob_year"].astype("Int32")})
+    n_names = grp.groupby("row")["name"].transform("nunique")
+    n_dobs = grp.groupby("row")["dob"].transform("nunique")
+    conflict = grp.index[(n_names > 1) & (n_dobs > 1)]
+    out = decisions.copy()
+    out.loc[conflict, "status"] = "review"
+    out.loc[conflict, "reason"] = "hai người khác nhau cùng nhận một người trong CSDL; " + out.loc[conflict, "reason"].fillna("")
+    out.loc[conflict, "candidate_rows"] = pd.Series([[int(r)] for r in out.loc[conflict, "best_row"]], index=conflict, dtype=object)
+    return out

@@ -1,0 +1,100 @@
+"""The registry index: normalised keys and name frequencies, no Python object per person."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from pipeline.link.keys import add_block_keys
+from pipeline.normalize.names import detect_tone_style, name_keys
+from pipeline.rules import Rules, default_rules
+from pipeline.text import fold_series
+
+REQUIRED = ("person_id", "old_id", "full_name", "date_of_birth", "birth_year", "sex", "province_code")
+OPTIONAL = ("district", "ward", "household_id", "phone")
+
+
+class RegistryError(Exception):
+    """The registry cannot be used (missing, unreadable, or not the contract's schema)."""
+
+
+@dataclass(frozen=True)
+class RegistryIndex:
+    """Registry rows with keys for blocking and comparison, plus term frequencies."""
+
+    people: pd.DataFrame          # one row per person; RangeIndex = registry row number
+    name_freq: pd.Series          # name_key -> share of registry people
+    fold_freq: pd.Series          # name_fold -> share
+    given_freq: pd.Series         # given_fold -> share
+    tone_style: str
+
+    @property
+    def size(self) -> int:
+        return len(self.people)
+
+
+def read_registry(path: Path | str) -> pd.DataFrame:
+    """Read the registry Parquet file or directory with Arrow-backed columns."""
+    path = Path(path)
+    if not path.exists():
+        raise RegistryError(f"registry not found: {path}")
+    try:
+        dataset = ds.dataset(path, format="parquet")
+        names = set(dataset.schema.names)
+        missing = [c for c in REQUIRED if c not in names]
+        if missing:
+            raise RegistryError(f"registry {path} lacks columns {missing}")
+        table = dataset.to_table(columns=[c for c in (*REQUIRED, *OPTIONAL) if c in names])
+    except (pa.ArrowException, OSError) as exc:
+        raise RegistryError(f"registry {path} cannot be read: {exc}") from exc
+    frame = table.to_pandas(types_mapper=pd.ArrowDtype)
+    for col in frame.columns:
+        if col not in ("date_of_birth", "birth_year"):
+            frame[col] = frame[col].astype("string[pyarrow]")
+    frame["date_of_birth"] = pd.to_datetime(frame["date_of_birth"].astype(object), errors="coerce").astype("datetime64[s]")
+    frame["birth_year"] = frame["birth_year"].astype("Int16")
+    for col in OPTIONAL:
+        if col not in frame:
+            frame[col] = pd.Series(pd.NA, index=frame.index, dtype="string[pyarrow]")
+    return frame
+
+
+def _freq(keys: pd.Series) -> pd.Series:
+    counts = keys.value_counts(dropna=True)
+    return (counts / max(len(keys), 1)).astype("float64")
+
+
+def build_index(registry: pd.DataFrame, rules: Rules | None = None) -> RegistryIndex:
+    """Compute name keys (each distinct name once) and frequencies."""
+    rules = rules or default_rules()
+    people = registry.reset_index(drop=True).copy()
+    codes, uniques = pd.factorize(people["full_name"])
+    keys = name_keys(pd.Series(uniques, dtype="string[pyarrow]"), rules)
+    keys = keys.reindex(codes).reset_index(drop=True)
+    people = pd.concat([people, keys], axis=1)
+    dob = people["date_of_birth"]
+    people["dob_swapped"] = _swap(dob)
+    people["row"] = np.arange(len(people), dtype=np.int64)
+    people["ward_fold"] = fold_series(people["ward"]).str.replace(r"[^a-z0-9]", "", regex=True)
+    people = add_block_keys(people, "date_of_birth")
+    style = detect_tone_style(pd.Series(uniques[: 200_000]).astype(str))
+    return RegistryIndex(people, _freq(people["name_key"]), _freq(people["name_fold"]),
+                         _freq(people["given_fold"]), style)
+
+
+def _swap(dob: pd.Series) -> pd.Series:
+    """The date with day and month exchanged where that is a valid date, else NaT."""
+    ok = dob.notna() & (dob.dt.day <= 12) & (dob.dt.day != dob.dt.month)
+    parts = pd.DataFrame({"year": dob.dt.year.where(ok, 2000), "month": dob.dt.day.where(ok, 1),
+                          "day": dob.dt.month.where(ok, 1)}).astype("int64")
+    return pd.to_datetime(parts).astype("datetime64[s]").where(ok)
+
+
+def load_index(path: Path | str, rules: Rules | None = None) -> RegistryIndex:
+    """Read and index the registry in one step."""
+    return build_index(read_registry(path), rules)

@@ -1,0 +1,20 @@
+"""Blocking keys shared by export persons and registry people."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def add_block_keys(frame: pd.DataFrame, dob_col: str) -> pd.DataFrame:
+    """Add `name_sorted` (tokens sorted), `name_joined` (no spaces) and `dob_md` (month*100+day)."""
+    fold = frame["name_fold"]
+    codes, uniques = pd.factorize(fold)
+    distinct = pd.Series(uniques, dtype="string[pyarrow]")
+    sorted_names = pd.Series([" ".join(sorted(str(v).split())) for v in distinct], dtype="string[pyarrow]")
+    frame = frame.copy()
+    frame["name_sorted"] = sorted_names.reindex(codes).to_numpy()
+    frame["name_sorted"] = frame["name_sorted"].astype("string[pyarrow]")
+    frame["name_joined"] = fold.str.replace(" ", "", regex=False)
+    dob = frame[dob_col]
+    frame["dob_md"] = (dob.dt.month * 100 + dob.dt.day).astype("Int32")
+    return frame

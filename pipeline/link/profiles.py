@@ -1,0 +1,35 @@
+"""Export persons: the distinct person descriptions among a run's dose rows.
+
+Rows that describe a person with the same normalised name, date of birth,
+sex and ID are one export person: linked once, all their doses get one
+decision.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from pipeline.link.keys import add_block_keys
+
+PROFILE_KEY = ["name_key", "dob_date", "dob_year", "sex", "id_number", "id_kind"]
+CARRIED = ["full_name", "name_fold", "given_fold", "family_variant", "family_fold", "dob_precision",
+           "dob_swappable", "id_sex", "id_birth_year", "id_structure_ok", "name_valid"]
+
+
+def build_profiles(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """(profiles, profile number of each row). Rows must be normalised."""
+    key = rows[PROFILE_KEY]
+    codes, _ = pd.factorize(pd.MultiIndex.from_frame(key.astype(object).fillna("\x00")))
+    profile_of_row = pd.Series(codes, index=rows.index, name="profile")
+    first = rows.groupby(profile_of_row, sort=True).head(1)
+    prof = first[PROFILE_KEY + CARRIED].copy()
+    prof.index = profile_of_row[first.index].to_numpy()
+    prof = prof.sort_index()
+    grouped = rows.groupby(profile_of_row, sort=True)
+    prof["phone"] = grouped["phone"].first()
+    prof["ward_fold"] = grouped["ward_fold"].first()
+    prof["n_rows"] = grouped.size()
+    prof["dob"] = prof["dob_date"].where(prof["dob_precision"] == "day")
+    prof["id_personal"] = prof["id_number"].where(prof["id_kind"] == "personal")
+    prof["id_old"] = prof["id_number"].where(prof["id_kind"] == "old")
+    return add_block_keys(prof, "dob"), profile_of_row

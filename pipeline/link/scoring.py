@@ -1,0 +1,135 @@
+"""Comparison levels and Fellegi-Sunter weights for candidate pairs, vectorised.
+
+Each field comparison yields a level name per pair (exact, fold, close, ...);
+its weight is log2(m/u) from `rules/matching.yaml`, with term-frequency u for
+name levels so that a common name is weak evidence and a rare one strong.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from rapidfuzz import fuzz, process
+
+from pipeline.link.index import RegistryIndex
+
+FIELDS = ("id", "name", "dob", "sex", "phone", "place")
+
+
+def _digits_matrix(values: pd.Series, width: int) -> np.ndarray:
+    arr = values.fillna("").astype(str).str.pad(width, fillchar="x").to_numpy().astype(f"U{width}")
+    return arr.view(np.uint32).reshape(-1, width)
+
+
+def _one_edit(a: pd.Series, b: pd.Series) -> np.ndarray:
+    """One substituted digit, or two adjacent digits transposed (same length)."""
+    out = np.zeros(len(a), dtype=bool)
+    for width in (9, 12):
+        sel = ((a.str.len() == width) & (b.str.len() == width)).fillna(False).to_numpy()
+        if not sel.any():
+            continue
+        x, y = _digits_matrix(a[sel], width), _digits_matrix(b[sel], width)
+        diff = x != y
+        n = diff.sum(axis=1)
+        swapped = (n == 2) & (diff[:, :-1] & diff[:, 1:]).any(axis=1)
+        swapped &= ((x[:, :-1] == y[:, 1:]) & (x[:, 1:] == y[:, :-1]) & diff[:, :-1]).any(axis=1)
+        out[sel] = (n == 1) | swapped
+    return out
+
+
+def id_levels(p: pd.DataFrame, r: pd.DataFrame) -> np.ndarray:
+    """exact | old | one_edit | different_own | different | missing."""
+    pid, kind = p["id_number"], p["id_kind"]
+    well_formed = kind.isin(["personal", "old"]).to_numpy()
+    exact = ((kind == "personal") & (pid == r["person_id"])).fillna(False).to_numpy()
+    old = ((kind == "old") & (pid == r["old_id"])).fillna(False).to_numpy()
+    target = r["person_id"].where(kind == "personal", r["old_id"])
+    edit = _one_edit(pid.where(pd.Series(well_formed, index=pid.index)), target) & well_formed
+    own = (p["id_structure_ok"].to_numpy()
+           & ((p["id_sex"] == p["sex"]) | p["sex"].isna()).fillna(False).to_numpy()
+           & (p["id_birth_year"].astype("Int32") == p["dob_year"].astype("Int32")).fillna(False).to_numpy())
+    return np.select([exact, old, edit, well_formed & own, well_formed],
+                     ["exact", "old", "one_edit", "different_own", "different"], "missing")
+
+
+def name_levels(p: pd.DataFrame, r: pd.DataFrame, close: float, fuzzy: float) -> tuple[np.ndarray, np.ndarray]:
+    """(level, similarity 0-100): exact | fold | reordered | variant | close | fuzzy | different | missing."""
+    a, b = p["name_fold"].fillna(""), r["name_fold"].fillna("")
+    missing = (a == "").to_numpy()
+    exact = (p["name_key"] == r["name_key"]).fillna(False).to_numpy()
+    fold = (a == b).to_numpy()
+    reordered = ((p["name_sorted"] == r["name_sorted"]) | (p["name_joined"] == r["name_joined"])).fillna(False).to_numpy()
+    variant = ((p["family_variant"] == r["family_variant"])
+               & (a.str.replace(r"^\S+", "", regex=True) == b.str.replace(r"^\S+", "", regex=True))).fillna(False).to_numpy()
+    sim = np.full(len(a), 100.0)
+    todo = ~(exact | fold | reordered | variant | missing)
+    if todo.any():
+        sim[todo] = process.cpdist(a[todo].tolist(), b[todo].tolist(), scorer=fuzz.ratio, workers=1)
+    level = np.select([missing, exact, fold, reordered, variant, sim >= close, sim >= fuzzy],
+                      ["missing", "exact", "fold", "reordered", "variant", "close", "fuzzy"], "different")
+    return level, sim
+
+
+def dob_levels(p: pd.DataFrame, r: pd.DataFrame) -> np.ndarray:
+    """exact | swapped | year_only | year_off | same_year | different | missing."""
+    pd_date, rd = p["dob"], r["date_of_birth"]
+    py = p["dob_year"].astype("Int32")
+    ry = r["birth_year"].astype("Int32")
+    missing = py.isna().to_numpy()
+    both_full = (pd_date.notna() & rd.notna()).to_numpy()
+    exact = both_full & (pd_date == rd).fillna(False).to_numpy()
+    swapped = both_full & (pd_date == r["dob_swapped"]).fillna(False).to_numpy()
+    same_year = (py == ry).fillna(False).to_numpy()
+    off = ((py - ry).abs() == 1).fillna(False).to_numpy()
+    same_md = both_full & (pd_date.dt.month == rd.dt.month).fillna(False).to_numpy() & (pd_date.dt.day == rd.dt.day).fillna(False).to_numpy()
+    return np.select(
+        [missing, exact, swapped, ~both_full & same_year, off & (same_md | ~both_full), same_year],
+        ["missing", "exact", "swapped", "year_only", "year_off", "same_year"], "different")
+
+
+def _simple(a: pd.Series, b: pd.Series, same: str, other: str) -> np.ndarray:
+    missing = (a.isna() | b.isna()).to_numpy()
+    eq = (a == b).fillna(False).to_numpy()
+    return np.select([missing, eq], ["missing", same], other)
+
+
+def level_weights(comparisons: dict, field: str, levels: np.ndarray, tf: np.ndarray | None,
+                  tf_floor: float) -> np.ndarray:
+    """log2(m/u) per pair; u = term frequency where the level declares `u: tf`."""
+    out = np.zeros(len(levels))
+    for level, spec in comparisons[field].items():
+        sel = levels == level
+        if not sel.any():
+            continue
+        m = float(spec["m"])
+        if spec["u"] == "tf":
+            assert tf is not None, f"{field}.{level}: tf weight needs frequencies"
+            out[sel] = np.log2(m / np.maximum(tf[sel], tf_floor))
+        else:
+            out[sel] = np.log2(m / float(spec["u"]))
+    return out
+
+
+def score_pairs(pairs: pd.DataFrame, profiles: pd.DataFrame, index: RegistryIndex, model: dict) -> pd.DataFrame:
+    """Comparison levels, weights and total log2 Bayes factor of every candidate pair."""
+    p = profiles.loc[pairs["profile"].to_numpy()].reset_index(drop=True)
+    r = index.people.iloc[pairs["row"].to_numpy()].reset_index(drop=True)
+    comp = model["comparisons"]
+    floor = float(model.get("tf_floor", 1e-7))
+    out = pairs.reset_index(drop=True).copy()
+    out["id_level"] = id_levels(p, r)
+    out["name_level"], out["name_sim"] = name_levels(p, r, model["name_close_ratio"], model["name_fuzzy_ratio"])
+    out["dob_level"] = dob_levels(p, r)
+    out["sex_level"] = _simple(p["sex"], r["sex"], "same", "different")
+    out["phone_level"] = _simple(p["phone"], r["phone"], "same", "different")
+    out["place_level"] = _simple(p["ward_fold"], r["ward_fold"], "same_ward", "other")
+    tf_key = index.name_freq.reindex(p["name_key"]).fillna(0).to_numpy()
+    tf_fold = index.fold_freq.reindex(p["name_fold"]).fillna(0).to_numpy()
+    name_tf = np.where(out["name_level"] == "exact", tf_key, tf_fold)
+    total = np.zeros(len(out))
+    for field in FIELDS:
+        w = level_weights(comp, field, out[f"{field}_level"].to_numpy(), name_tf if field == "name" else None, floor)
+        out[f"{field}_weight"] = w
+        total += w
+    out["log2_bf"] = total
+    return out

@@ -1,0 +1,40 @@
+"""Normalise every person and dose field of an export table."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from pipeline.normalize.codes import normalize_dose_numbers, normalize_phones, normalize_sex, normalize_vaccines
+from pipeline.normalize.dates import normalize_dates
+from pipeline.normalize.ids import normalize_ids
+from pipeline.normalize.names import normalize_names
+from pipeline.rules import Rules, default_rules
+
+
+def normalize_exports(raw: pd.DataFrame, rules: Rules | None = None, *, run_date: dt.date,
+                      style: str = "old") -> pd.DataFrame:
+    """One row per input row: the normalised values next to the evidence the linker needs.
+
+    Columns are prefixed by field: `name_*` keys, `id_*` classification,
+    `dob_*` parse results, `dose_date*`, plus `sex`, `phone`, `vaccine`,
+    `dose_number` and the `*_known` flags.
+    """
+    rules = rules or default_rules()
+    names = normalize_names(raw["full_name"], rules, style)
+    ids = normalize_ids(raw["id_number"], rules)
+    dob = normalize_dates(raw["date_of_birth"], rules, run_date=run_date).add_prefix("dob_")
+    dose = normalize_dates(raw["dose_date"], rules, run_date=run_date, allow_year_only=False)
+    dose = dose[["date", "date_error"]].rename(columns={"date": "dose_date", "date_error": "dose_date_error"})
+    parts = [
+        names.rename(columns={"encoding": "name_encoding", "valid": "name_valid"}),
+        ids, dob, dose,
+        normalize_sex(raw["sex"], rules),
+        normalize_phones(raw["phone"], rules),
+        normalize_vaccines(raw["vaccine"], rules),
+        normalize_dose_numbers(raw["dose_number"], rules),
+    ]
+    out = pd.concat(parts, axis=1)
+    out.index = raw.index
+    return out

@@ -1,0 +1,151 @@
+"""Reconcile one province's normalised rows against the registry index (tables in, tables out)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from pipeline.codes import code_lists
+from pipeline.correct import corrected_values, person_flags
+from pipeline.link.candidates import candidate_pairs
+from pipeline.link.decide import decide, resolve_conflicts
+from pipeline.link.index import RegistryIndex
+from pipeline.link.profiles import build_profiles
+from pipeline.link.scoring import score_pairs
+from pipeline.normalize.records import normalize_exports
+from pipeline.rules import PERSON_CODES, Rules
+from pipeline.text import fold_series
+
+log = logging.getLogger(__name__)
+REJECT_REASON = "không có họ tên và không có số giấy tờ hợp lệ: không thể đối chiếu"
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    """Row-level outcome of linking, before dose checks."""
+
+    rows: pd.DataFrame          # normalised rows + link columns, same index as the raw rows
+    n_profiles: int
+    n_pairs: int
+
+
+def normalise(raw: pd.DataFrame, rules: Rules, run_date: dt.date, style: str) -> pd.DataFrame:
+    """Normalised person and dose fields for raw rows, plus place keys."""
+    norm = normalize_exports(raw, rules, run_date=run_date, style=style)
+    norm["dob"] = norm["dob_date"].where(norm["dob_precision"] == "day")
+    norm["ward_fold"] = fold_series(raw["ward"]).str.replace(r"[^a-z0-9]", "", regex=True)
+    return norm
+
+
+def link(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> LinkResult:
+    """Group rows into export persons, find candidates, score, decide; map back to rows."""
+    model = rules.matching
+    rejected = (norm["name_fold"].isna() & ~norm["id_kind"].isin(["personal", "old"])).to_numpy()
+    usable = norm[~rejected]
+    profiles, profile_of_row = build_profiles(usable)
+    pairs = candidate_pairs(profiles, index, model["blocking"])
+    scored = score_pairs(pairs, profiles, index, model)
+    decisions, scored = decide(profiles, scored, model)
+    decisions = resolve_conflicts(decisions, profiles, scored)
+    log.info("link: %d rows, %d export persons, %d candidate pairs", len(norm), len(profiles), len(pairs))
+    rows = norm.copy()
+    rows["rejected"] = rejected
+    rows["profile"] = profile_of_row.reindex(rows.index).astype("Int64")
+    d = decisions.reindex(rows["profile"].fillna(-1).to_numpy())
+    d.index = rows.index
+    rows["decision"] = d["status"].fillna("unmatched").where(~rejected, "rejected")
+    rows["best_row"] = d["best_row"]
+    rows["match_score"] = d["match_score"].fillna(0.0).where(~rejected, 0.0)
+    rows["match_reason"] = d["reason"].fillna("không tìm thấy ai phù hợp trong CSDL dân cư")
+    rows.loc[rejected, "match_reason"] = REJECT_REASON
+    rows["candidate_rows"] = d["candidate_rows"]
+    return LinkResult(rows, len(profiles), len(pairs))
+
+
+def identity_keys(rows: pd.DataFrame, person_id: pd.Series) -> pd.Series:
+    """person_id for linked rows; for others a stable export-person key (same in every province)."""
+    desc = (rows["name_key"].fillna("") + "|" + rows["dob_date"].astype("string").fillna("")
+            + "|" + rows["dob_year"].astype("string").fillna("") + "|" + rows["id_number"].fillna(""))
+    codes, uniques = pd.factorize(desc)
+    hashed = pd.Series(["X" + hashlib.blake2b(u.encode(), digest_size=8).hexdigest() for u in uniques],
+                       dtype="string[pyarrow]")
+    key = hashed.reindex(codes).to_numpy()
+    out = person_id.astype("string[pyarrow]").fillna(pd.Series(key, index=rows.index, dtype="string[pyarrow]"))
+    return out.mask(rows["rejected"].to_numpy())
+
+
+def assemble(raw: pd.DataFrame, result: LinkResult, index: RegistryIndex, province: str) -> pd.DataFrame:
+    """The corrected table for a province, without the dose-level codes yet."""
+    rows = result.rows
+    linked = (rows["decision"] == "linked").to_numpy()
+    reg_rows = rows["best_row"].where(pd.Series(linked, index=rows.index))
+    reg = index.people.reindex(reg_rows.fillna(-1).astype("int64").to_numpy())
+    reg.index = rows.index
+    reg.loc[~linked] = None
+    flags = person_flags(rows, reg, linked)
+    values = corrected_values(rows, reg, linked)
+    has_code = np.column_stack([flags[c] for c in PERSON_CODES]).any(axis=1)
+    status = np.select([rows["rejected"].to_numpy(), linked & has_code, linked, (rows["decision"] == "review").to_numpy()],
+                       ["rejected", "corrected", "matched", "review"], "unmatched")
+    pid = index.people["person_id"].to_numpy()
+    cands = [list(pid[np.asarray(c, dtype=np.int64)]) if isinstance(c, list) and s == "review" else []
+             for c, s in zip(rows["candidate_rows"], status, strict=True)]
+    out = pd.DataFrame({
+        "source_file": raw["source_file"].astype("string[pyarrow]"),
+        "source_row": raw["source_row"].astype("int64"),
+        "province_code": province,
+        "status": status,
+        "person_id": values["person_id"],
+        "candidate_ids": cands,
+        "match_score": rows["match_score"].astype("float64").where(status != "rejected", 0.0),
+        "match_reason": rows["match_reason"].astype("string[pyarrow]"),
+        "full_name": values["full_name"], "date_of_birth": values["date_of_birth"],
+        "birth_year": values["birth_year"], "sex": values["sex"], "id_number": values["id_number"],
+        "original_full_name": raw["full_name"], "original_date_of_birth": raw["date_of_birth"],
+        "original_sex": raw["sex"], "original_id_number": raw["id_number"],
+        "dose_date": rows["dose_date"], "dose_number": rows["dose_number"].astype("Int16"),
+        "vaccine": rows["vaccine"], "original_vaccine": raw["vaccine"],
+        "lot_number": raw["lot_number"], "site": raw["site"], "phone": rows["phone"],
+        "id_kind": rows["id_kind"], "name_encoding": rows["name_encoding"],
+    }, index=rows.index)
+    out["identity"] = identity_keys(rows.assign(rejected=rows["rejected"]), values["person_id"])
+    out.attrs["person_codes"] = code_lists(flags, len(out))
+    return out
+
+
+CORRECTED_SCHEMA = pa.schema([
+    ("source_file", pa.string()), ("source_row", pa.int64()), ("province_code", pa.string()),
+    ("status", pa.string()), ("person_id", pa.string()), ("candidate_ids", pa.list_(pa.string())),
+    ("match_score", pa.float64()), ("match_reason", pa.string()), ("error_codes", pa.list_(pa.string())),
+    ("full_name", pa.string()), ("date_of_birth", pa.date32()), ("birth_year", pa.int16()),
+    ("sex", pa.string()), ("id_number", pa.string()),
+    ("original_full_name", pa.string()), ("original_date_of_birth", pa.string()),
+    ("original_sex", pa.string()), ("original_id_number", pa.string()),
+    ("dose_date", pa.date32()), ("dose_number", pa.int16()), ("vaccine", pa.string()),
+    ("original_vaccine", pa.string()), ("lot_number", pa.string()), ("site", pa.string()),
+    ("phone", pa.string()), ("id_kind", pa.string()), ("name_encoding", pa.string()),
+])
+
+
+def to_arrow(frame: pd.DataFrame, error_codes: pa.ListArray) -> pa.Table:
+    """The corrected table in the contract's Arrow types, sorted by source_file, source_row."""
+    arrays = []
+    for field in CORRECTED_SCHEMA:
+        if field.name == "error_codes":
+            arrays.append(error_codes)
+            continue
+        col = frame[field.name]
+        if pa.types.is_date32(field.type):
+            arrays.append(pa.array(pd.to_datetime(col).dt.date.astype(object).where(col.notna(), None), type=field.type))
+        elif pa.types.is_list(field.type):
+            arrays.append(pa.array(col.tolist(), type=field.type))
+        else:
+            arrays.append(pa.array(col.astype(object).where(col.notna(), None).tolist(), type=field.type))
+    table = pa.Table.from_arrays(arrays, schema=CORRECTED_SCHEMA)
+    return table.sort_by([("source_file", "ascending"), ("source_row", "ascending")])

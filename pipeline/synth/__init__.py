@@ -1,0 +1,1 @@
+"""Seeded, vectorised synthetic registry and provincial exports with ground truth."""
