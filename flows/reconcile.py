@@ -121,7 +121,7 @@ def reconcile_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules,
     with _Timer(t, "ingest"):
         raw = ingest_province(run, exports, out, rules)
     with _Timer(t, "normalise"):
-        norm = normalise(raw, rules, run_date, index.tone_style)
+        norm = normalise(raw, rules, run_date, index.tone_style, index.lexicon(rules))
     with _Timer(t, "link"):
         result = link(norm, index, rules)
         frame = assemble(raw, result, index, run.code)

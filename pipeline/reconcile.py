@@ -35,9 +35,10 @@ class LinkResult:
     n_pairs: int
 
 
-def normalise(raw: pd.DataFrame, rules: Rules, run_date: dt.date, style: str) -> pd.DataFrame:
+def normalise(raw: pd.DataFrame, rules: Rules, run_date: dt.date, style: str,
+              lexicon: frozenset[str] | None = None) -> pd.DataFrame:
     """Normalised person and dose fields for raw rows, plus place keys."""
-    norm = normalize_exports(raw, rules, run_date=run_date, style=style)
+    norm = normalize_exports(raw, rules, run_date=run_date, style=style, lexicon=lexicon)
     norm["dob"] = norm["dob_date"].where(norm["dob_precision"] == "day")
     norm["ward_fold"] = fold_series(raw["ward"]).str.replace(r"[^a-z0-9]", "", regex=True)
     return norm
@@ -49,6 +50,7 @@ def link(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> LinkResult:
     rejected = (norm["name_fold"].isna() & ~norm["id_kind"].isin(["personal", "old"])).to_numpy()
     usable = norm[~rejected]
     profiles, profile_of_row = build_profiles(usable)
+    profiles["id_household"] = id_households(profiles, index)
     pairs = candidate_pairs(profiles, index, model["blocking"])
     scored = score_pairs(pairs, profiles, index, model)
     decisions, scored = decide(profiles, scored, model)
@@ -66,6 +68,15 @@ def link(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> LinkResult:
     rows.loc[rejected, "match_reason"] = REJECT_REASON
     rows["candidate_rows"] = d["candidate_rows"]
     return LinkResult(rows, len(profiles), len(pairs))
+
+
+def id_households(profiles: pd.DataFrame, index: RegistryIndex) -> pd.Series:
+    """Household of the registry person whose personal or old number the export person wrote."""
+    hh = index.people["household_id"].to_numpy()
+    rows = np.where(profiles["id_personal"].notna(), index.rows_of(profiles["id_personal"], "person_id"),
+                    index.rows_of(profiles["id_old"], "old_id"))
+    return pd.Series(np.where(rows >= 0, hh[np.maximum(rows, 0)], None), index=profiles.index,
+                     dtype="string[pyarrow]")
 
 
 def identity_keys(rows: pd.DataFrame, person_id: pd.Series) -> pd.Series:

@@ -9,9 +9,10 @@ from pipeline.link.scoring import FIELDS
 
 REASON_VI = {
     "id": {"exact": "số định danh trùng", "old": "số CMND cũ trùng", "one_edit": "số giấy tờ sai một chữ số",
+           "household": "số giấy tờ của người cùng hộ khẩu",
            "different_own": "số giấy tờ khác", "different": "số giấy tờ khác (có thể của người khác)",
            "missing": "không có số giấy tờ hợp lệ"},
-    "name": {"exact": "họ tên trùng", "fold": "họ tên trùng khi bỏ dấu", "reordered": "họ tên trùng nhưng sai thứ tự/viết liền",
+    "name": {"exact": "họ tên trùng", "fold": "họ tên trùng khi bỏ dấu", "fold_marked": "họ tên trùng khi bỏ dấu nhưng dấu khác", "reordered": "họ tên trùng nhưng sai thứ tự/viết liền",
              "variant": "họ tên trùng (biến thể họ Hoàng/Huỳnh, Vũ/Võ)", "close": "họ tên gần giống",
              "fuzzy": "họ tên hơi giống", "different": "họ tên khác", "missing": "không có họ tên"},
     "dob": {"exact": "ngày sinh trùng", "swapped": "ngày sinh đảo ngày/tháng", "year_only": "năm sinh trùng",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from pipeline.link.keys import add_block_keys
-from pipeline.normalize.names import detect_tone_style, name_keys
+from pipeline.normalize.names import default_lexicon, detect_tone_style, name_keys, tone_key
 from pipeline.rules import Rules, default_rules
 from pipeline.text import fold_series
 
@@ -32,10 +32,30 @@ class RegistryIndex:
     fold_freq: pd.Series          # name_fold -> share
     given_freq: pd.Series         # given_fold -> share
     tone_style: str
+    _lookups: dict = field(default_factory=dict, repr=False)
 
     @property
     def size(self) -> int:
         return len(self.people)
+
+    def rows_of(self, ids: pd.Series, column: str) -> np.ndarray:
+        """Registry row of each ID in `column` (person_id or old_id); -1 where absent."""
+        lookup = self._lookups.get(column)
+        if lookup is None:
+            keys = self.people[column]
+            first = ~keys.duplicated() & keys.notna()
+            lookup = (pd.Index(keys[first].to_numpy()), self.people["row"][first].to_numpy())
+            self._lookups[column] = lookup
+        pos = lookup[0].get_indexer(ids.to_numpy())
+        return np.where(pos >= 0, lookup[1][np.maximum(pos, 0)], -1)
+
+    def lexicon(self, rules: Rules | None = None) -> frozenset[str]:
+        """Tone keys of every word of every registered name (guides legacy-font repair)."""
+        if "lexicon" not in self._lookups:
+            words = pd.Series(self.people["full_name"].unique()).str.lower().str.split().explode()
+            keys = {tone_key(w) for w in words.dropna().unique().tolist()}
+            self._lookups["lexicon"] = frozenset(keys) | default_lexicon(rules)
+        return self._lookups["lexicon"]
 
 
 def read_registry(path: Path | str) -> pd.DataFrame:

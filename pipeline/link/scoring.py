@@ -38,7 +38,7 @@ def _one_edit(a: pd.Series, b: pd.Series) -> np.ndarray:
 
 
 def id_levels(p: pd.DataFrame, r: pd.DataFrame) -> np.ndarray:
-    """exact | old | one_edit | different_own | different | missing."""
+    """exact | old | one_edit | household | different_own | different | missing."""
     pid, kind = p["id_number"], p["id_kind"]
     well_formed = kind.isin(["personal", "old"]).to_numpy()
     exact = ((kind == "personal") & (pid == r["person_id"])).fillna(False).to_numpy()
@@ -48,12 +48,13 @@ def id_levels(p: pd.DataFrame, r: pd.DataFrame) -> np.ndarray:
     own = (p["id_structure_ok"].to_numpy()
            & ((p["id_sex"] == p["sex"]) | p["sex"].isna()).fillna(False).to_numpy()
            & (p["id_birth_year"].astype("Int32") == p["dob_year"].astype("Int32")).fillna(False).to_numpy())
-    return np.select([exact, old, edit, well_formed & own, well_formed],
-                     ["exact", "old", "one_edit", "different_own", "different"], "missing")
+    household = (p["id_household"] == r["household_id"]).fillna(False).to_numpy() & well_formed
+    return np.select([exact, old, edit, household, well_formed & own, well_formed],
+                     ["exact", "old", "one_edit", "household", "different_own", "different"], "missing")
 
 
 def name_levels(p: pd.DataFrame, r: pd.DataFrame, close: float, fuzzy: float) -> tuple[np.ndarray, np.ndarray]:
-    """(level, similarity 0-100): exact | fold | reordered | variant | close | fuzzy | different | missing."""
+    """(level, similarity 0-100): exact | fold | fold_marked | reordered | variant | close | fuzzy | different | missing."""
     a, b = p["name_fold"].fillna(""), r["name_fold"].fillna("")
     missing = (a == "").to_numpy()
     exact = (p["name_key"] == r["name_key"]).fillna(False).to_numpy()
@@ -65,8 +66,10 @@ def name_levels(p: pd.DataFrame, r: pd.DataFrame, close: float, fuzzy: float) ->
     todo = ~(exact | fold | reordered | variant | missing)
     if todo.any():
         sim[todo] = process.cpdist(a[todo].tolist(), b[todo].tolist(), scorer=fuzz.ratio, workers=1)
-    level = np.select([missing, exact, fold, reordered, variant, sim >= close, sim >= fuzzy],
-                      ["missing", "exact", "fold", "reordered", "variant", "close", "fuzzy"], "different")
+    marked = p["full_name"].str.contains(r"[^\x00-\x7f]", regex=True).fillna(False).to_numpy()
+    level = np.select([missing, exact, fold & ~marked, fold, reordered, variant, sim >= close, sim >= fuzzy],
+                      ["missing", "exact", "fold", "fold_marked", "reordered", "variant", "close", "fuzzy"],
+                      "different")
     return level, sim
 
 

@@ -25,9 +25,12 @@ _NUC = (
 )
 _FIN = "(?:ng|nh|ch|c|m|n|p|t)?"
 _SYL = f"{_INIT}{_NUC}{_FIN}"
-# Ethnic-minority words: a consonant cluster before the nucleus (Kpă, Mlô, Drơng, Êban).
-_MINORITY = f"(?:[bcdđghklmnpqrstvxyz]*(?:'[bcdđghklmnpqrstvxyz]*)?{_NUC}{_FIN})+"
-_WORD_OK = re.compile(f"^(?:{_SYL}|{_MINORITY}|[a-z']+)$")
+# Ethnic-minority words: one syllable opening on a consonant cluster or an
+# apostrophe (Kpă, Mlô, Drơng, H'Hơn); never several vowel groups in a row.
+_CONS = "bcdđghklmnpqrstvx"
+_MINORITY = f"(?:[{_CONS}][{_CONS}y]{{1,2}}|[{_CONS}y]'[{_CONS}]*){_NUC}{_FIN}"
+_WORD_OK = re.compile(f"^(?:{_SYL}|{_MINORITY})$")
+_ASCII_WORD = re.compile(r"^[a-z'\-]+$")
 _CHARS_OK = re.compile(f"^[a-zđ{TONE_MARKS}\u0302\u0306\u031b' -]+$")
 _TWO_TONES = re.compile(f"[{TONE_MARKS}][^ ]*[{TONE_MARKS}]")
 _VIQR_HINT = re.compile(r"[a-zA-Z][\^(+`~?]|[aeiouyAEIOUY]'|[dD][dD]\b")
@@ -56,56 +59,81 @@ def is_valid_vietnamese(name: str) -> bool:
     low = unicodedata.normalize("NFD", name.lower())
     if not _CHARS_OK.match(low) or _TWO_TONES.search(low):
         return False
-    base = unicodedata.normalize("NFC", "".join(ch for ch in low if ch not in TONE_MARKS))
-    return all(_WORD_OK.match(w) for w in base.replace("-", " ").split())
+    plain = unicodedata.normalize("NFC", low).replace("-", " ").split()
+    base = unicodedata.normalize("NFC", "".join(ch for ch in low if ch not in TONE_MARKS)).replace("-", " ").split()
+    return all(_ASCII_WORD.match(p) or _WORD_OK.match(b) for p, b in zip(plain, base, strict=True))
 
 
 def _valid_mask(values: pd.Series) -> pd.Series:
     """Vectorised `is_valid_vietnamese` over a column of distinct, stripped strings."""
     low = values.str.lower().str.normalize("NFD")
-    ok = low.str.match(_CHARS_OK.pattern) & ~low.str.contains(_TWO_TONES.pattern, regex=True)
+    ok = (low.str.match(_CHARS_OK.pattern) & ~low.str.contains(_TWO_TONES.pattern, regex=True)).fillna(False)
+    plain = low.str.normalize("NFC").str.replace("-", " ")
     base = low.str.replace(f"[{TONE_MARKS}]", "", regex=True).str.normalize("NFC").str.replace("-", " ")
-    words_bad = base.str.contains(
-        f"(?:^| )(?:[^ ]*[^a-zđâăêôơư' ][^ ]*)(?: |$)", regex=True
-    )
-    # Word-level syllable check on what passed the cheap character tests.
-    exploded = base[ok & ~words_bad].str.split(" ").explode()
-    exploded = exploded[exploded.notna() & (exploded != "")]
-    bad_idx = exploded.index[~exploded.str.match(_WORD_OK.pattern)]
-    result = (ok & ~words_bad).fillna(False).astype(bool)
+    words = pd.DataFrame({"plain": plain[ok].str.split(" ").explode(), "base": base[ok].str.split(" ").explode()})
+    words = words[words["plain"].notna() & (words["plain"] != "")]
+    good = words["plain"].str.match(_ASCII_WORD.pattern) | words["base"].str.match(_WORD_OK.pattern)
+    bad_idx = words.index[~good.fillna(False).to_numpy(dtype=bool)]
+    result = ok.astype(bool).copy()
     result[result.index.isin(bad_idx)] = False
     return result
 
 
-def _valid_words(text: str) -> int:
-    return sum(is_valid_vietnamese(w) for w in text.split())
+def tone_key(word: str) -> str:
+    """Lower case with the tone mark moved to the end, so Hòa and Hoà give one key."""
+    low = unicodedata.normalize("NFD", word.lower())
+    tones = "".join(ch for ch in low if ch in TONE_MARKS)
+    return unicodedata.normalize("NFC", "".join(ch for ch in low if ch not in TONE_MARKS)) + tones
 
 
-def repair_one(text: str, rules: Rules | None = None) -> tuple[str, str]:
-    """Repair one name that is not valid Vietnamese; return (text, encoding found).
+def default_lexicon(rules: Rules | None = None) -> frozenset[str]:
+    """Tone keys of every name word in the rules' name tables."""
+    rules = rules or default_rules()
+    words: set[str] = set()
+    tables = [rules.family_names, *rules.middle_names.values(), *rules.given_names.values(),
+              rules.minority.get("family_names", []), rules.minority.get("given_names", [])]
+    for table in tables:
+        for name in table:
+            words.update(tone_key(w) for w in str(name).split())
+    return frozenset(words)
 
-    The first decoding whose result is valid Vietnamese wins. Failing that
-    (a legacy-font name with a typo), the decoding that makes the most words
-    valid, if it makes more than the text as it stands.
+
+def _rank(text: str, lexicon: frozenset[str]) -> tuple[bool, int, int]:
+    words = _canon_spaces(text).split()
+    return (is_valid_vietnamese(_canon_spaces(text)), sum(tone_key(w) in lexicon for w in words),
+            sum(is_valid_vietnamese(w) for w in words))
+
+
+def repair_one(text: str, rules: Rules | None = None, lexicon: frozenset[str] = frozenset()) -> tuple[str, str]:
+    """Repair one name that is not valid Vietnamese, or whose words are unknown; return (text, encoding).
+
+    Every decoding is ranked by (valid Vietnamese, words found in the
+    lexicon of registered names, valid words). A name that is valid as it
+    stands is only replaced by a decoding that is valid and made entirely of
+    known words.
     """
-    best, best_label, best_score = text, "unknown", _valid_words(text)
+    best, best_label = text, "unknown"
+    best_rank = _rank(text, lexicon)
+    original_valid = best_rank[0]
+    if original_valid:
+        best_label = "unicode"
     for label, decode in decoders(rules).items():
         if label == "viqr" and not _VIQR_HINT.search(text):
             continue
         out = decode(text)
         if not out or out == text:
             continue
-        out = _ETH_INITIAL.sub(r"\1Đ", unicodedata.normalize("NFC", _canon_spaces(out)))
-        if is_valid_vietnamese(out):
-            return out, label
-        score = _valid_words(out)
-        if score > best_score:
-            best, best_label, best_score = out, label, score
+        out = _ETH_INITIAL.sub(r"\1Đ", unicodedata.normalize("NFC", out))
+        rank = _rank(out, lexicon)
+        if original_valid and not (rank[0] and rank[1] == len(_canon_spaces(out).split())):
+            continue
+        if rank > best_rank:
+            best, best_label, best_rank = out, label, rank
     return best, best_label
 
 
 def _canon_spaces(text: str) -> str:
-    return _SPACES.sub(" ", text).strip()
+    return _SPACES.sub(" ", text.replace("\u00a0", " ")).strip()
 
 
 def detect_tone_style(names: Iterable[str]) -> str:
@@ -130,25 +158,29 @@ def apply_tone_style(values: pd.Series, style: str) -> pd.Series:
     return out
 
 
-def canonical_names(values: pd.Series, rules: Rules | None = None, style: str = "old") -> pd.DataFrame:
+def canonical_names(values: pd.Series, rules: Rules | None = None, style: str = "old",
+                    lexicon: frozenset[str] | None = None) -> pd.DataFrame:
     """Canonical form of distinct raw names, with the repair applied.
 
     Returns a frame indexed like `values` with columns `full_name` (NFC,
     single spaces, each word capitalised, registry tone style), `encoding`
     ('unicode', 'utf8-as-cp1252', 'cp1258-as-cp1252', 'vni', 'tcvn3',
-    'viqr' or 'unknown') and `valid`.
+    'viqr' or 'unknown') and `valid`. Legacy repair runs before spaces are
+    folded: a no-break space can be half of a UTF-8 letter read as cp1252.
     """
     rules = rules or default_rules()
-    s = values.astype("string[pyarrow]").str.normalize("NFC").str.replace(r"\s+", " ", regex=True).str.strip()
+    lexicon = lexicon if lexicon is not None else default_lexicon(rules)
+    s = values.astype("string[pyarrow]").str.normalize("NFC").str.replace(r"[ \t\r\n]+", " ", regex=True).str.strip()
     s = s.mask(s == "")
     s = s.str.replace(_ETH_INITIAL.pattern, r"\1Đ", regex=True)
     valid = _valid_mask(s.fillna(""))
     non_ascii = s.str.contains(r"[^\x00-\x7f]", regex=True).fillna(False).astype(bool)
     viqr = s.str.contains(_VIQR_HINT.pattern, regex=True).fillna(False).astype(bool)
-    todo = s.notna() & ~valid & (non_ascii | viqr)
+    unknown_words = _unknown_words(s, lexicon) if lexicon else pd.Series(False, index=s.index)
+    todo = s.notna() & (~valid | unknown_words) & (non_ascii | viqr)
     encoding = pd.Series("unicode", index=s.index, dtype="string[pyarrow]")
     if todo.any():
-        fixed = [repair_one(str(t), rules) for t in s[todo]]
+        fixed = [repair_one(str(t), rules, lexicon) for t in s[todo]]
         s = s.copy()
         s[todo] = [f for f, _ in fixed]
         encoding[todo] = [e for _, e in fixed]
@@ -157,6 +189,18 @@ def canonical_names(values: pd.Series, rules: Rules | None = None, style: str = 
     s = _capitalise(s)
     s = apply_tone_style(s, style)
     return pd.DataFrame({"full_name": s, "encoding": encoding.mask(s.isna()), "valid": valid & s.notna()})
+
+
+def _unknown_words(s: pd.Series, lexicon: frozenset[str]) -> pd.Series:
+    """True where a name has a word (with diacritics) that no registered name uses."""
+    words = s.str.lower().str.split(" ").explode().dropna()
+    marked = words[words.str.contains(r"[^\x00-\x7f]", regex=True)]
+    distinct = pd.Series(marked.unique(), dtype=object)
+    known = {w: tone_key(w) in lexicon for w in distinct}
+    unknown = ~marked.map(known).astype(bool)
+    out = pd.Series(False, index=s.index)
+    out[out.index.isin(unknown.index[unknown.to_numpy()])] = True
+    return out
 
 
 def _capitalise(s: pd.Series) -> pd.Series:
@@ -195,11 +239,12 @@ def name_keys(full_name: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
     return frame.astype("string[pyarrow]")
 
 
-def normalize_names(raw: pd.Series, rules: Rules | None = None, style: str = "old") -> pd.DataFrame:
+def normalize_names(raw: pd.Series, rules: Rules | None = None, style: str = "old",
+                    lexicon: frozenset[str] | None = None) -> pd.DataFrame:
     """Normalise a column of raw names: each distinct value once, mapped back."""
 
     def run(distinct: pd.Series) -> pd.DataFrame:
-        canon = canonical_names(distinct, rules, style)
+        canon = canonical_names(distinct, rules, style, lexicon)
         return pd.concat([canon, name_keys(canon["full_name"], rules)], axis=1)
 
     return by_distinct(raw, run)

@@ -14,7 +14,7 @@ from pipeline.rules import Rules, default_rules
 
 
 def normalize_exports(raw: pd.DataFrame, rules: Rules | None = None, *, run_date: dt.date,
-                      style: str = "old") -> pd.DataFrame:
+                      style: str = "old", lexicon: frozenset[str] | None = None) -> pd.DataFrame:
     """One row per input row: the normalised values next to the evidence the linker needs.
 
     Columns are prefixed by field: `name_*` keys, `id_*` classification,
@@ -22,7 +22,7 @@ def normalize_exports(raw: pd.DataFrame, rules: Rules | None = None, *, run_date
     `dose_number` and the `*_known` flags.
     """
     rules = rules or default_rules()
-    names = normalize_names(raw["full_name"], rules, style)
+    names = normalize_names(raw["full_name"], rules, style, lexicon)
     ids = normalize_ids(raw["id_number"], rules)
     dob = normalize_dates(raw["date_of_birth"], rules, run_date=run_date).add_prefix("dob_")
     dose = normalize_dates(raw["dose_date"], rules, run_date=run_date, allow_year_only=False)

@@ -177,7 +177,8 @@ def render_rows(rng: np.random.Generator, rows: pd.DataFrame, spec: FileSpec) ->
     ids = rows["written_id"].astype(object)
     if spec.id_style == "number":
         digits = ids.str.fullmatch(r"\d+").fillna(False).astype(bool)
-        ids = ids.where(~digits, ids.str.lstrip("0"))
+        stripped = ids.str.lstrip("0").replace("", "0")  # Excel shows the number 0 for 000000000
+        ids = ids.where(~digits, stripped)
     dotted = rng.random(len(ids)) < 0.03
     ids = ids.where(~dotted | ids.isna(), ids.str.replace(r"(\d{3})(?=\d)", r"\1 ", regex=True))
     out["id_number"] = ids
