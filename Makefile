@@ -21,10 +21,8 @@ demo: $(STAMP)
 	$(BIN)/vaxrecon run --registry data/sample/registry.parquet --exports data/sample/exports --out out/demo; \
 	  rc=$$?; [ $$rc -le 3 ] || exit $$rc
 	@echo ""
-	@echo "Corrected records : out/demo/corrected/"
-	@echo "Error reports     : out/demo/reports/"
-	@echo "Quarantined files : out/demo/quarantine/"
-	@echo "Validation pages  : out/demo/validation/index.html"
+	@echo "Corrected records : out/demo/corrected/<PP>.parquet"
+	@echo "Quarantined files : out/demo/quarantine/ (each with a .reason.txt)"
 	@echo "Run summary       : out/demo/run.json"
 
 lint: $(STAMP)
@@ -37,9 +35,10 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.normalize
+	$(BIN)/python -m bench.accuracy
 
 sample: $(STAMP)
-	$(BIN)/vaxrecon synth --out data/sample --people 6000 --provinces 01,79,66 --doses 3000 --seed 7 --sample
+	rm -rf data/sample && $(BIN)/vaxrecon synth --out data/sample --people 8000 --doses 4000 --provinces 01,79,66 --seed 7
 
 clean:
 	rm -rf $(VENV) out .mypy_cache .ruff_cache .hypothesis

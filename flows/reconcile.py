@@ -184,7 +184,7 @@ def check_conservation(run: ProvinceRun, table: pa.Table) -> None:
 def run_reconciliation(registry: Path, exports: Path, out: Path, provinces: list[str] | None = None,
                        run_date: dt.date | None = None, rules_dir: Path | None = None) -> RunResult:
     """Reconcile every province folder of `exports` against `registry`, writing under `out`."""
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     run_date = run_date or dt.date.today()
     rules = load_rules(rules_dir)
     t0 = time.perf_counter()
@@ -214,7 +214,7 @@ def run_reconciliation(registry: Path, exports: Path, out: Path, provinces: list
             log.error("province %s failed at write: %s", run.code, run.error)
     summary = {
         "started_at": started.isoformat(timespec="seconds"),
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "run_date": run_date.isoformat(),
         "registry": {"path": str(registry), "people": index.size, "index_seconds": round(index_seconds, 3)},
         "provinces": {r.code: r.summary() for r in runs},

@@ -42,8 +42,8 @@ def reasons(scored: pd.DataFrame) -> pd.Series:
     return joined.str.replace(r"(; )+", "; ", regex=True).str.strip("; ")
 
 
-def decide(profiles: pd.DataFrame, scored: pd.DataFrame, model: dict) -> pd.DataFrame:
-    """One decision per profile: status, person row, candidates, score and reason."""
+def decide(profiles: pd.DataFrame, scored: pd.DataFrame, model: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One decision per profile (status, person row, candidates, score, reason), and the ranked pairs."""
     scored = scored.copy()
     scored["p"] = posterior(scored, float(model["null_log2_weight"]))
     scored = scored.sort_values(["profile", "p"], ascending=[True, False])

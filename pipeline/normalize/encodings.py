@@ -74,7 +74,7 @@ def encode_legacy(text: str, encoding: str, rules: Rules | None = None) -> str:
 def _cp1252_bytes(word: str) -> bytes | None:
     """The bytes a Windows-1252 reader turned into `word`, or None if it was not that."""
     out = bytearray()
-    for ch in word:
+    for ch in word.replace("Đ", "Ð").replace("đ", "ð"):  # undo the Eth repair done before detection
         try:
             out += ch.encode("cp1252")
         except UnicodeEncodeError:

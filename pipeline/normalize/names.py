@@ -23,7 +23,7 @@ _NUC = (
     "(?:iêu|yêu|oai|oao|oay|oeo|uây|uôi|uya|uyê|uyu|ươi|ươu|ai|ao|au|ay|âu|ây|eo|êu|ia|iê|yê|iu|"
     "oa|oă|oe|oi|ôi|ơi|ua|uâ|uê|ui|uô|uơ|ưa|ưi|ươ|ưu|uy|a|ă|â|e|ê|i|o|ô|ơ|u|ư|y)"
 )
-_FIN = "(?:ng|nh|ch|c|m|n|p|t)?"
+_FIN = "(?:ng|nh|ch|c|k|m|n|p|t)?"  # k: Đắk Lắk, minority words
 _SYL = f"{_INIT}{_NUC}{_FIN}"
 # Ethnic-minority words: one syllable opening on a consonant cluster or an
 # apostrophe (Kpă, Mlô, Drơng, H'Hơn); never several vowel groups in a row.
@@ -33,7 +33,7 @@ _WORD_OK = re.compile(f"^(?:{_SYL}|{_MINORITY})$")
 _ASCII_WORD = re.compile(r"^[a-z'\-]+$")
 _CHARS_OK = re.compile(f"^[a-zđ{TONE_MARKS}\u0302\u0306\u031b' -]+$")
 _TWO_TONES = re.compile(f"[{TONE_MARKS}][^ ]*[{TONE_MARKS}]")
-_VIQR_HINT = re.compile(r"[a-zA-Z][\^(+`~?]|[aeiouyAEIOUY]'|[dD][dD]\b")
+_VIQR_HINT = re.compile(r"[a-zA-Z][\^(+`~?]|[aeiouyAEIOUY]['.]|[dD][dD]\b")
 _ETH_INITIAL = re.compile(r"(^|\s)[Ðð]")
 _SPACES = re.compile(r"\s+")
 # Tone placement: old style marks the first vowel of oa/oe/uy with no final
@@ -125,7 +125,8 @@ def repair_one(text: str, rules: Rules | None = None, lexicon: frozenset[str] = 
             continue
         out = _ETH_INITIAL.sub(r"\1Đ", unicodedata.normalize("NFC", out))
         rank = _rank(out, lexicon)
-        if original_valid and not (rank[0] and rank[1] == len(_canon_spaces(out).split())):
+        marked = [w for w in _canon_spaces(out).split() if not w.isascii()]
+        if original_valid and not (rank[0] and all(tone_key(w) in lexicon for w in marked)):
             continue
         if rank > best_rank:
             best, best_label, best_rank = out, label, rank
@@ -177,7 +178,7 @@ def canonical_names(values: pd.Series, rules: Rules | None = None, style: str = 
     non_ascii = s.str.contains(r"[^\x00-\x7f]", regex=True).fillna(False).astype(bool)
     viqr = s.str.contains(_VIQR_HINT.pattern, regex=True).fillna(False).astype(bool)
     unknown_words = _unknown_words(s, lexicon) if lexicon else pd.Series(False, index=s.index)
-    todo = s.notna() & (~valid | unknown_words) & (non_ascii | viqr)
+    todo = s.notna() & (((~valid | unknown_words) & non_ascii) | viqr)
     encoding = pd.Series("unicode", index=s.index, dtype="string[pyarrow]")
     if todo.any():
         fixed = [repair_one(str(t), rules, lexicon) for t in s[todo]]

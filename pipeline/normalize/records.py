@@ -6,7 +6,12 @@ import datetime as dt
 
 import pandas as pd
 
-from pipeline.normalize.codes import normalize_dose_numbers, normalize_phones, normalize_sex, normalize_vaccines
+from pipeline.normalize.codes import (
+    normalize_dose_numbers,
+    normalize_phones,
+    normalize_sex,
+    normalize_vaccines,
+)
 from pipeline.normalize.dates import normalize_dates
 from pipeline.normalize.ids import normalize_ids
 from pipeline.normalize.names import normalize_names

@@ -252,9 +252,7 @@ def _write_xlsx(path: Path, spec: FileSpec, header: list[str], data: pd.DataFram
                     ws.write_datetime(r, j, dt.datetime(1899, 12, 30) + dt.timedelta(days=int(v)), date_fmt)
                 else:
                     ws.write_string(r, j, str(v))
-            elif col == "id_number" and spec.id_style == "number" and isinstance(v, str) and v.isdigit():
-                ws.write_number(r, j, int(v))
-            elif col == "date_of_birth" and isinstance(v, str) and len(v) == 4 and v.isdigit():
+            elif (col == "id_number" and spec.id_style == "number" and isinstance(v, str) and v.isdigit()) or (col == "date_of_birth" and isinstance(v, str) and len(v) == 4 and v.isdigit()):
                 ws.write_number(r, j, int(v))
             else:
                 ws.write_string(r, j, str(v))

@@ -112,7 +112,8 @@ def generate(cfg: SynthConfig, rules: Rules | None = None) -> dict[str, int]:
     n_total = int(cfg.people / (1 - cfg.absent_share))
     log.info("synth: %d people (%d in the registry)", n_total, cfg.people)
     people = make_people(rng, n_total, rules, provinces)
-    in_registry = rng.random(len(people)) >= cfg.absent_share
+    in_registry = np.ones(len(people), dtype=bool)
+    in_registry[rng.permutation(len(people))[: len(people) - cfg.people]] = False
     people["in_registry"] = in_registry
     doses = make_doses(rng, people, cfg.doses, rules, provinces, pd.Timestamp(cfg.run_date))
     log.info("synth: %d dose rows", len(doses))

@@ -1,0 +1,144 @@
+"""Readers: every kind and encoding returns the same text and the row numbers a person sees."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import unicodedata
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import xlsxwriter
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.ingest import IngestError, read_export
+from pipeline.synth.files import encode_cp1258
+
+HEADER = ["STT", "Họ và tên", "Ngày sinh", "Số CMND/CCCD", "Ghi chú"]
+COLS = ["full_name", "date_of_birth", "id_number"]
+WORDS = ["Nguyễn", "Trần", "Thị", "Văn", "Hùng", "Đặng", "Ánh", "Quỳnh", "O'Neil", "a,b", 'say "hi"', "x;y"]
+
+cell = st.one_of(st.none(), st.lists(st.sampled_from(WORDS), min_size=1, max_size=3).map(" ".join),
+                 st.from_regex(r"0[0-9]{11}", fullmatch=True), st.from_regex(r"[0-3][0-9]/[01][0-9]/19[0-9]{2}", fullmatch=True))
+row = st.tuples(cell, cell, cell)
+table = st.lists(st.tuples(row, st.booleans()), min_size=1, max_size=12)
+
+
+def _write_csv(path: Path, rows, blank_before, encoding: str, delim: str) -> list[int]:
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter=delim, lineterminator="\r\n")
+    w.writerow(HEADER)
+    line, numbers = 1, []
+    for i, (r, blank) in enumerate(zip(rows, blank_before, strict=True)):
+        if blank:
+            w.writerow([""] * len(HEADER))
+            line += 1
+        w.writerow([str(i + 1), *["" if v is None else v for v in r], ""])
+        line += 1
+        numbers.append(line)
+    text = buf.getvalue()
+    data = {"cp1258": lambda t: encode_cp1258(t), "utf-16": lambda t: t.encode("utf-16"),
+            "utf-8-sig": lambda t: t.encode("utf-8-sig"), "utf-8": lambda t: t.encode("utf-8")}[encoding](text)
+    path.write_bytes(data)
+    return numbers
+
+
+def _write_xlsx(path: Path, rows, blank_before, title_rows: int) -> list[int]:
+    wb = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False, "strings_to_formulas": False})
+    ws = wb.add_worksheet()
+    for t in range(title_rows):
+        ws.write_string(t, 0, "DANH SÁCH ĐỐI TƯỢNG ĐÃ TIÊM VẮC XIN COVID-19" if t == 0 else "")
+    r0 = title_rows
+    for j, h in enumerate(HEADER):
+        ws.write_string(r0, j, h)
+    r, numbers = r0 + 1, []
+    for i, (values, blank) in enumerate(zip(rows, blank_before, strict=True)):
+        r += blank
+        ws.write_number(r, 0, i + 1)
+        for j, v in enumerate(values):
+            if v is not None:
+                ws.write_string(r, j + 1, v)
+        numbers.append(r + 1)
+        r += 1
+    wb.close()
+    return numbers
+
+
+def _write_parquet(path: Path, rows) -> list[int]:
+    cols = {c: pa.array([r[k] for r in rows], type=pa.string()) for k, c in enumerate(COLS)}
+    pq.write_table(pa.table(cols), path)
+    return list(range(1, len(rows) + 1))
+
+
+KINDS = [("csv", "utf-8", ","), ("csv", "utf-8-sig", ","), ("csv", "cp1258", ","), ("txt", "utf-16", "\t"),
+         ("csv", "utf-8", ";"), ("xlsx", 0, None), ("xlsx", 3, None), ("parquet", None, None)]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=table, kind=st.sampled_from(KINDS))
+def test_rows_come_back_with_the_same_text_and_row_numbers(tmp_path, rules, data, kind):
+    rows = [r for r, _ in data]
+    blanks = [b for _, b in data]
+    ext, enc, delim = kind
+    path = tmp_path / f"f_{ext}_{enc}_{delim!s:.1}.{ext}".replace(";", "semi").replace("\t", "tab")
+    if ext in ("csv", "txt"):
+        numbers = _write_csv(path, rows, blanks, enc, delim)
+    elif ext == "xlsx":
+        numbers = _write_xlsx(path, rows, blanks, enc)
+    else:
+        numbers = _write_parquet(path, rows)
+    kept = [(r, n) for r, n in zip(rows, numbers, strict=True) if ext != "parquet" or any(v is not None for v in r)]
+    result = read_export(path, rules)
+    frame = result.frame
+    assert frame["source_row"].tolist() == [n for _, n in kept]
+    for k, col in enumerate(COLS):
+        expect = [None if r[k] is None else unicodedata.normalize("NFC", r[k]) for r, _ in kept]
+        got = [None if pd.isna(v) else v for v in frame[col].astype(object).tolist()]
+        assert got == expect, col
+
+
+def test_header_row_is_found_below_title_rows_and_excel_numbers_are_text(tmp_path, rules):
+    path = tmp_path / "x.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    ws = wb.add_worksheet()
+    ws.write_string(0, 0, "SỞ Y TẾ")
+    ws.write_string(1, 0, "DANH SÁCH ĐỐI TƯỢNG ĐÃ TIÊM VẮC XIN COVID-19")
+    for j, h in enumerate(["STT", "Họ tên", "Năm sinh", "CCCD", "Ngày tiêm"]):
+        ws.write_string(3, j, h)
+    ws.write_row(4, 0, [1, "Lê Văn A", 1950, 79093001234, "01/08/2021"])
+    wb.close()
+    res = read_export(path, rules)
+    assert res.header_row == 4
+    assert res.frame["source_row"].tolist() == [5]
+    assert res.frame[["full_name", "date_of_birth", "id_number", "dose_date"]].iloc[0].tolist() == [
+        "Lê Văn A", "1950", "79093001234", "01/08/2021"]
+    assert res.columns["id_number"] == "CCCD"
+
+
+@pytest.mark.parametrize(("name", "content", "problem"), [
+    ("broken.xlsx", b"PK\x03\x04 not a workbook", "not a readable XLSX"),
+    ("no_columns.csv", "STT,Ngày tiêm,Vắc xin\n1,01/01/2022,AZ\n".encode(), "no header row"),
+    ("no_name_no_id.csv", "Ngày sinh,Giới tính,Ngày tiêm,Vắc xin\n1990,Nam,01/01/2022,AZ\n".encode(), "no column for the name"),
+    ("empty.csv", b"", "empty file"),
+    ("binary.csv", b"\x00\x01\x02" * 50, "binary content"),
+    ("notes.docx", b"whatever", "unsupported file kind"),
+])
+def test_unreadable_files_raise_a_reason(tmp_path, rules, name, content, problem):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(IngestError, match=problem):
+        read_export(path, rules)
+
+
+def test_utf16_without_tabs_and_bom_detection(tmp_path, rules):
+    path = tmp_path / "u.txt"
+    path.write_bytes(codecs.BOM_UTF16_LE + "Họ và tên\tNgày sinh\tSố CMND/CCCD\nĐỗ Thị Hà\t1/2/1990\t001190000001\n".encode("utf-16-le"))
+    res = read_export(path, rules)
+    assert res.encoding == "utf-16"
+    assert res.frame["full_name"].tolist() == ["Đỗ Thị Hà"]
+    assert res.frame["source_row"].tolist() == [2]

@@ -1,0 +1,100 @@
+"""The linker on hand-made registries: the cases exact-ID matching gets wrong."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from pipeline.link.index import build_index
+from pipeline.reconcile import assemble, link, normalise
+
+RUN = dt.date(2022, 6, 1)
+
+
+def registry(rows):
+    cols = ["person_id", "old_id", "full_name", "date_of_birth", "birth_year", "sex", "province_code",
+            "district", "ward", "household_id", "phone"]
+    reg = pd.DataFrame(rows, columns=cols)
+    reg["date_of_birth"] = pd.to_datetime(reg["date_of_birth"]).astype("datetime64[s]")
+    reg["birth_year"] = reg["birth_year"].astype("Int16")
+    for c in cols:
+        if c not in ("date_of_birth", "birth_year"):
+            reg[c] = reg[c].astype("string[pyarrow]")
+    filler = [(f"0010{80 + i % 15}{i:06d}", None, f"Trần Văn Người{i}" if False else f"Trần Văn {n}", f"19{80 + i % 15}-0{1 + i % 9}-1{i % 9}",
+               1980 + i % 15, "M", "01", "Quận 1", "Phường 1", f"HKF{i}", None)
+              for i, n in enumerate(["An", "Bình", "Cường", "Dũng", "Giang", "Hải", "Khoa", "Lâm"] * 20)]
+    fill = pd.DataFrame(filler, columns=cols)
+    fill["date_of_birth"] = pd.to_datetime(fill["date_of_birth"]).astype("datetime64[s]")
+    fill["birth_year"] = fill["birth_year"].astype("Int16")
+    return pd.concat([reg, fill.astype(reg.dtypes.to_dict())], ignore_index=True)
+
+
+REG = registry([
+    ("001080000001", "012345671", "Nguyễn Văn Hưng", "1980-05-04", 1980, "M", "01", "Quận 1", "Phường 1", "HK1", "0912000001"),
+    ("001212000002", None, "Nguyễn Văn Hùng", "2012-07-09", 2012, "M", "01", "Quận 1", "Phường 1", "HK1", None),
+    ("001190000003", None, "Lê Thị Lan", "1990-02-14", 1990, "F", "01", "Quận 2", "Phường 3", "HK2", None),
+    ("079190000004", None, "Lê Thị Lan", "1990-02-14", 1990, "F", "79", "Quận 5", "Phường 9", "HK3", None),
+    ("001175000005", None, "Đoàn Thị Mai", "1975-11-03", 1975, "F", "01", "Quận 3", "Phường 2", "HK4", None),
+])
+
+
+def run_rows(rows):
+    cols = ["full_name", "date_of_birth", "sex", "id_number", "phone", "ward"]
+    raw = pd.DataFrame(rows, columns=cols)
+    for c in ("address", "district", "dose_date", "dose_number", "vaccine", "lot_number", "site"):
+        raw[c] = None
+    raw = raw.astype("string[pyarrow]")
+    raw["source_file"] = "01/t.csv"
+    raw["source_row"] = range(2, 2 + len(raw))
+    index = build_index(REG)
+    from pipeline.rules import default_rules
+
+    rules = default_rules()
+    norm = normalise(raw, rules, RUN, index.tone_style, index.lexicon(rules))
+    out = assemble(raw, link(norm, index, rules), index, "01")
+    out["codes"] = list(out.attrs["person_codes"].to_pylist())
+    return out
+
+
+def test_child_written_with_a_parents_id_goes_to_the_child():
+    out = run_rows([("Nguyễn Văn Hùng", "09/07/2012", "Nam", "001080000001", None, "Phường 1")])
+    assert out["status"].iloc[0] == "corrected"
+    assert out["person_id"].iloc[0] == "001212000002"
+    assert out["codes"].iloc[0] == ["ID_WRONG"]
+
+
+def test_exact_id_with_someone_elses_name_and_birth_date_is_not_linked_to_the_id_owner():
+    out = run_rows([("Phạm Thị Ngọc", "01/01/2015", "Nữ", "001175000005", None, None)])
+    assert out["person_id"].isna().iloc[0]
+    assert out["status"].iloc[0] in ("unmatched", "review")
+
+
+def test_namesakes_born_the_same_day_go_to_review_without_an_id():
+    out = run_rows([("Lê Thị Lan", "14/02/1990", "Nữ", None, None, None)])
+    assert out["status"].iloc[0] == "review"
+    assert sorted(out["candidate_ids"].iloc[0]) == ["001190000003", "079190000004"]
+    assert out["codes"].iloc[0] == ["ID_MISSING"]
+
+
+@pytest.mark.parametrize(("name", "dob", "sex", "pid", "expected_codes"), [
+    ("Nguyen Van Hung", "04/05/1980", "Nam", "001080000001", ["NAME_DIACRITICS"]),
+    ("Nguyễn Văn Hưng", "05/04/1980", "Nam", "001080000001", ["DOB_WRONG"]),       # day and month swapped
+    ("Nguyễn Văn Hưng", "1980", "Nam", "12345671", ["ID_OLD"]),                   # old CMND, lost its zero
+    ("Văn Hưng Nguyễn", "04/05/1980", "Nữ", "001080000001", ["NAME_WRONG", "SEX_WRONG"]),
+    ("Ðoàn Thị Mai", "03/11/1975", "Nữ", "001175000006", ["ID_WRONG"]),          # one digit off
+    ("Ðoàn Thị Mai", "03/11/1975", "Nữ", "0011750000012345", ["ID_INVALID"]),
+    ("Doãn Thị Mai", "03/11/1975", "Nữ", "001175000005", ["NAME_DIACRITICS"]),    # contract: equal once folded
+])
+def test_error_codes_of_linked_rows(name, dob, sex, pid, expected_codes):
+    out = run_rows([(name, dob, sex, pid, None, None)])
+    assert out["status"].iloc[0] == "corrected"
+    assert out["codes"].iloc[0] == expected_codes
+
+
+def test_rows_with_neither_name_nor_id_are_rejected():
+    out = run_rows([(None, "01/01/1990", "Nam", None, None, None), (None, "01/01/1990", "Nam", "000000000000", None, None)])
+    assert out["status"].tolist() == ["rejected", "rejected"]
+    assert out["codes"].tolist() == [["ID_MISSING"], ["ID_INVALID"]]
+    assert out["match_reason"].str.contains("không").all()

@@ -1,0 +1,132 @@
+"""IDs, dates, sex, phones, vaccines and dose numbers: table tests and properties."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.normalize.codes import (
+    normalize_dose_numbers,
+    normalize_phones,
+    normalize_sex,
+    normalize_vaccines,
+)
+from pipeline.normalize.dates import normalize_dates
+from pipeline.normalize.ids import normalize_ids
+
+RUN = dt.date(2026, 11, 26)
+
+
+@pytest.mark.parametrize(("raw", "digits", "kind"), [
+    ("079093001234", "079093001234", "personal"),
+    ("79093001234", "079093001234", "personal"),         # leading zero lost
+    ("1093001234", "001093001234", "personal"),          # two leading zeros lost (Hà Nội 001)
+    ("79093001234.0", "079093001234", "personal"),       # Excel number cell
+    ("7.9093001234E+10", "079093001234", "personal"),    # scientific notation with every digit
+    ("7.9093E+10", None, "invalid"),                     # scientific notation that lost digits
+    ("079 093 001 234", "079093001234", "personal"),
+    ("079.093.001.234", "079093001234", "personal"),
+    ("25123456", "025123456", "old"),                    # 9-digit CMND that lost its zero
+    ("225123456", "225123456", "old"),
+    ("000000000000", "000000000000", "placeholder"),
+    ("111111111111", "111111111111", "placeholder"),
+    ("123456789", "123456789", "placeholder"),
+    ("0", "000000000", "placeholder"),
+    ("1234567890123", None, "invalid"),
+    ("CMND123", None, "invalid"),
+    ("", None, "missing"),
+    (None, None, "missing"),
+])
+def test_id_repair_and_classification(raw, digits, kind):
+    out = normalize_ids(pd.Series([raw], dtype=object))
+    assert out["id_kind"].iloc[0] == kind
+    assert (out["id_number"].iloc[0] if pd.notna(out["id_number"].iloc[0]) else None) == digits
+
+
+def test_personal_id_structure_is_decoded():
+    out = normalize_ids(pd.Series(["079193001234", "001305001234", "099093001234"]))
+    assert out["id_sex"].tolist()[:2] == ["F", "F"]
+    assert out["id_birth_year"].tolist()[:2] == [1993, 2005]
+    assert out["id_province"].iloc[0] == "79"
+    assert out["id_structure_ok"].tolist() == [True, True, False]  # 99 is no province
+
+
+@pytest.mark.parametrize(("raw", "date", "year", "precision"), [
+    ("05/03/1985", "1985-03-05", 1985, "day"),
+    ("5/3/1985", "1985-03-05", 1985, "day"),
+    ("05-03-1985", "1985-03-05", 1985, "day"),
+    ("1985-03-05", "1985-03-05", 1985, "day"),           # ISO is year-month-day, never 3 May
+    ("1985-03-05 00:00:00", "1985-03-05", 1985, "day"),
+    ("05/03/85", "1985-03-05", 1985, "day"),
+    ("05/03/22", "2022-03-05", 2022, "day"),             # pivot: the run year
+    ("31111", "1985-03-05", 1985, "day"),                # Excel serial
+    ("1950", None, 1950, "year"),                        # a bare year, not 1 January
+    ("1950.0", None, 1950, "year"),
+])
+def test_dates_in_every_format(raw, date, year, precision):
+    out = normalize_dates(pd.Series([raw]), run_date=RUN)
+    got = out["date"].iloc[0]
+    assert (None if pd.isna(got) else got.date().isoformat()) == date
+    assert out["year"].iloc[0] == year
+    assert out["precision"].iloc[0] == precision
+    assert pd.isna(out["date_error"].iloc[0])
+
+
+@pytest.mark.parametrize(("raw", "error"), [("31/02/1990", "impossible date"), ("13/13/2000", "impossible date"),
+                                             ("không rõ", "unreadable date")])
+def test_impossible_dates_are_rejected_with_a_reason(raw, error):
+    out = normalize_dates(pd.Series([raw]), run_date=RUN)
+    assert pd.isna(out["date"].iloc[0]) and pd.isna(out["year"].iloc[0])
+    assert out["date_error"].iloc[0] == error
+
+
+def test_swappable_dates_are_marked():
+    out = normalize_dates(pd.Series(["05/03/1985", "25/03/1985", "03/03/1985"]), run_date=RUN)
+    assert out["swappable"].tolist() == [True, False, False]
+
+
+def test_year_only_is_not_a_dose_date():
+    out = normalize_dates(pd.Series(["2021"]), run_date=RUN, allow_year_only=False)
+    assert pd.isna(out["year"].iloc[0]) and out["date_error"].iloc[0] == "year only"
+
+
+@settings(max_examples=200, deadline=None)
+@given(d=st.dates(min_value=dt.date(1901, 1, 1), max_value=dt.date(2025, 12, 31)),
+       fmt=st.sampled_from(["%d/%m/%Y", "%d-%m-%Y", "%Y-%m-%d", "serial"]))
+def test_any_written_date_reads_back(d, fmt):
+    text = str((d - dt.date(1899, 12, 30)).days) if fmt == "serial" else d.strftime(fmt)
+    out = normalize_dates(pd.Series([text]), run_date=RUN)
+    if fmt == "serial" and 1900 <= int(text) <= 2030:
+        assert out["precision"].iloc[0] == "year"  # the contract reads such a number as a year
+    else:
+        assert out["date"].iloc[0].date() == d
+
+
+def test_sex_values():
+    out = normalize_sex(pd.Series(["Nam", "NỮ", "nu", "Nữ", "M", "f", "Male", "FEMALE", "x", None]))
+    assert out["sex"].tolist()[:8] == ["M", "F", "F", "F", "M", "F", "M", "F"]
+    assert out["sex_known"].tolist()[8:] == [False, False]
+
+
+def test_phone_numbers_and_the_2018_prefix_change():
+    out = normalize_phones(pd.Series(["0912345678", "+84 912 345 678", "01623456789", "0120 123 4567", "12345"]))
+    assert out["phone"].tolist()[:4] == ["0912345678", "0912345678", "0323456789", "0701234567"]
+    assert not out["phone_known"].iloc[4]
+
+
+def test_vaccine_spellings_and_unknowns():
+    out = normalize_vaccines(pd.Series(["Astra Zeneca", "AZ", "Vero Cell", "COMIRNATY", "Spikevax", "Sputnik V",
+                                        "Hayat-Vax", "Janssen", "Covaxin"]))
+    assert out["vaccine"].tolist()[:8] == ["AstraZeneca", "AstraZeneca", "Vero Cell", "Pfizer", "Moderna",
+                                           "Sputnik V", "Hayat-Vax", "Janssen"]
+    assert not out["vaccine_known"].iloc[8] and pd.isna(out["vaccine"].iloc[8])
+
+
+def test_dose_numbers():
+    out = normalize_dose_numbers(pd.Series(["1", "Mũi 2", "Mũi nhắc lại", "Mũi bổ sung", "Mũi nhắc lại lần 2", "?"]))
+    assert out["dose_number"].tolist()[:5] == [1, 2, 3, 3, 4]
+    assert pd.isna(out["dose_number"].iloc[5])
