@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import time
 from collections import defaultdict
-from pathlib import Path
 
 from bench.common import dataset
 from pipeline.ingest import read_export

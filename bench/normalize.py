@@ -13,7 +13,12 @@ import pandas as pd
 
 from bench.common import dataset
 from pipeline.ingest import read_export
-from pipeline.normalize.codes import normalize_dose_numbers, normalize_phones, normalize_sex, normalize_vaccines
+from pipeline.normalize.codes import (
+    normalize_dose_numbers,
+    normalize_phones,
+    normalize_sex,
+    normalize_vaccines,
+)
 from pipeline.normalize.dates import normalize_dates
 from pipeline.normalize.ids import normalize_ids
 from pipeline.normalize.names import normalize_names
