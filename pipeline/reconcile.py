@@ -40,8 +40,15 @@ def normalise(raw: pd.DataFrame, rules: Rules, run_date: dt.date, style: str,
     """Normalised person and dose fields for raw rows, plus place keys."""
     norm = normalize_exports(raw, rules, run_date=run_date, style=style, lexicon=lexicon)
     norm["dob"] = norm["dob_date"].where(norm["dob_precision"] == "day")
-    norm["ward_fold"] = fold_series(raw["ward"]).str.replace(r"[^a-z0-9]", "", regex=True)
+    norm["place_fold"] = place_key(raw["district"], raw["ward"])
     return norm
+
+
+def place_key(district: pd.Series, ward: pd.Series) -> pd.Series:
+    """Folded 'district|ward' (ward names such as 'Phường 3' repeat across districts)."""
+    d = fold_series(district).str.replace(r"[^a-z0-9]", "", regex=True)
+    w = fold_series(ward).str.replace(r"[^a-z0-9]", "", regex=True)
+    return (d + "|" + w).astype("string[pyarrow]")
 
 
 def link(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> LinkResult:

@@ -55,7 +55,13 @@ def decide(profiles: pd.DataFrame, scored: pd.DataFrame, model: dict) -> tuple[p
     out["match_score"] = best["p"].reindex(out.index).fillna(0.0).astype("float64")
     out["reason"] = best["reason"].reindex(out.index).astype("string[pyarrow]")
     link_t, review_t = float(model["link_threshold"]), float(model["review_threshold"])
-    out["status"] = np.select([out["match_score"] >= link_t, out["match_score"] >= review_t],
+    # A link needs a name that agrees (exactly, without diacritics, reordered, a regional
+    # variant or one typo away); a link on the ID or the date alone is sent to review.
+    strong = {str(v) for v in model.get("linkable_name_levels", [])}
+    name_ok = best["name_level"].reindex(out.index).isin(strong)
+    id_only = best["name_level"].reindex(out.index).eq("missing") & best["id_level"].reindex(out.index).isin(["exact", "old"])
+    can_link = (name_ok | id_only).fillna(False).to_numpy()
+    out["status"] = np.select([(out["match_score"] >= link_t) & can_link, out["match_score"] >= review_t],
                               ["linked", "review"], "unmatched")
     listed = scored[scored["p"] >= float(model["candidate_min_p"])]
     out["candidate_rows"] = listed.groupby("profile")["row"].agg(list).reindex(out.index)

@@ -13,7 +13,6 @@ import pyarrow.dataset as ds
 from pipeline.link.keys import add_block_keys
 from pipeline.normalize.names import default_lexicon, detect_tone_style, name_keys, tone_key
 from pipeline.rules import Rules, default_rules
-from pipeline.text import fold_series
 
 REQUIRED = ("person_id", "old_id", "full_name", "date_of_birth", "birth_year", "sex", "province_code")
 OPTIONAL = ("district", "ward", "household_id", "phone")
@@ -32,6 +31,7 @@ class RegistryIndex:
     fold_freq: pd.Series          # name_fold -> share
     given_freq: pd.Series         # given_fold -> share
     tone_style: str
+    chance_agreement: dict[str, float]   # column -> P(two random registry people agree), for `u: freq`
     _lookups: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -100,11 +100,14 @@ def build_index(registry: pd.DataFrame, rules: Rules | None = None) -> RegistryI
     dob = people["date_of_birth"]
     people["dob_swapped"] = _swap(dob)
     people["row"] = np.arange(len(people), dtype=np.int64)
-    people["ward_fold"] = fold_series(people["ward"]).str.replace(r"[^a-z0-9]", "", regex=True)
+    from pipeline.reconcile import place_key
+
+    people["place_fold"] = place_key(people["district"], people["ward"])
     people = add_block_keys(people, "date_of_birth")
     style = detect_tone_style(pd.Series(uniques[: 200_000]).astype(str))
+    agreement = {col: float((_freq(people[col]) ** 2).sum()) for col in ("sex", "place_fold", "phone")}
     return RegistryIndex(people, _freq(people["name_key"]), _freq(people["name_fold"]),
-                         _freq(people["given_fold"]), style)
+                         _freq(people["given_fold"]), style, agreement)
 
 
 def _swap(dob: pd.Series) -> pd.Series:

@@ -11,7 +11,9 @@ import pandas as pd
 
 from pipeline.link.keys import add_block_keys
 
-PROFILE_KEY = ["name_key", "dob_date", "dob_year", "sex", "id_number", "id_kind"]
+# Phone and place are part of the key: rows that give only a common name must
+# not be merged across different people.
+PROFILE_KEY = ["name_key", "dob_date", "dob_year", "sex", "id_number", "id_kind", "phone", "place_fold"]
 CARRIED = ["full_name", "name_fold", "given_fold", "family_variant", "family_fold", "dob_precision",
            "dob_swappable", "id_sex", "id_birth_year", "id_structure_ok", "name_valid"]
 
@@ -26,8 +28,6 @@ def build_profiles(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     prof.index = profile_of_row[first.index].to_numpy()
     prof = prof.sort_index()
     grouped = rows.groupby(profile_of_row, sort=True)
-    prof["phone"] = grouped["phone"].first()
-    prof["ward_fold"] = grouped["ward_fold"].first()
     prof["n_rows"] = grouped.size()
     prof["dob"] = prof["dob_date"].where(prof["dob_precision"] == "day")
     prof["id_personal"] = prof["id_number"].where(prof["id_kind"] == "personal")

@@ -97,8 +97,13 @@ def _simple(a: pd.Series, b: pd.Series, same: str, other: str) -> np.ndarray:
 
 
 def level_weights(comparisons: dict, field: str, levels: np.ndarray, tf: np.ndarray | None,
-                  tf_floor: float) -> np.ndarray:
-    """log2(m/u) per pair; u = term frequency where the level declares `u: tf`."""
+                  tf_floor: float, chance: float | None = None) -> np.ndarray:
+    """log2(m/u) per pair.
+
+    `u: tf` is the term frequency of the name in the registry; `u: freq` the
+    chance that two random registry people agree on the field (sum of squared
+    value shares); `u: 1-freq` its complement.
+    """
     out = np.zeros(len(levels))
     for level, spec in comparisons[field].items():
         sel = levels == level
@@ -108,6 +113,10 @@ def level_weights(comparisons: dict, field: str, levels: np.ndarray, tf: np.ndar
         if spec["u"] == "tf":
             assert tf is not None, f"{field}.{level}: tf weight needs frequencies"
             out[sel] = np.log2(m / np.maximum(tf[sel], tf_floor))
+        elif spec["u"] in ("freq", "1-freq"):
+            assert chance is not None, f"{field}.{level}: freq weight needs value frequencies"
+            u = chance if spec["u"] == "freq" else 1.0 - chance
+            out[sel] = np.log2(m / max(u, tf_floor))
         else:
             out[sel] = np.log2(m / float(spec["u"]))
     return out
@@ -125,13 +134,18 @@ def score_pairs(pairs: pd.DataFrame, profiles: pd.DataFrame, index: RegistryInde
     out["dob_level"] = dob_levels(p, r)
     out["sex_level"] = _simple(p["sex"], r["sex"], "same", "different")
     out["phone_level"] = _simple(p["phone"], r["phone"], "same", "different")
-    out["place_level"] = _simple(p["ward_fold"], r["ward_fold"], "same_ward", "other")
+    out["place_level"] = _simple(p["place_fold"], r["place_fold"], "same_ward", "other")
     tf_key = index.name_freq.reindex(p["name_key"]).fillna(0).to_numpy()
     tf_fold = index.fold_freq.reindex(p["name_fold"]).fillna(0).to_numpy()
-    name_tf = np.where(out["name_level"] == "exact", tf_key, tf_fold)
+    tf_candidate = index.fold_freq.reindex(r["name_fold"]).fillna(0).to_numpy()
+    level = out["name_level"].to_numpy()
+    name_tf = np.select([level == "exact", np.isin(level, ["fold", "fold_marked"])], [tf_key, tf_fold], tf_candidate)
+    chance = {"sex": index.chance_agreement["sex"], "phone": index.chance_agreement["phone"],
+              "place": index.chance_agreement["place_fold"]}
     total = np.zeros(len(out))
     for field in FIELDS:
-        w = level_weights(comp, field, out[f"{field}_level"].to_numpy(), name_tf if field == "name" else None, floor)
+        w = level_weights(comp, field, out[f"{field}_level"].to_numpy(), name_tf if field == "name" else None,
+                          floor, chance.get(field))
         out[f"{field}_weight"] = w
         total += w
     out["log2_bf"] = total

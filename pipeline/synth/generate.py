@@ -148,10 +148,12 @@ def generate(cfg: SynthConfig, rules: Rules | None = None) -> dict[str, int]:
                 continue
             cells = render_rows(rng, part, spec)
             src_row = write_file(exports, spec, cells, rng)
+            written = {c for c, _ in spec.headers}
+            codes = [[c for c in cs if c != "SEX_WRONG" or "sex" in written] for cs in part["person_codes"]]
             truth_parts.append(pd.DataFrame({
                 "source_file": spec.name, "source_row": src_row.to_numpy().astype("int64"),
                 "province_code": prov, "true_person_id": part["person_id"].where(part["in_registry"]).to_numpy(),
-                "identity": part["person"].to_numpy(), "person_codes": part["person_codes"].to_numpy(),
+                "identity": part["person"].to_numpy(), "person_codes": codes,
                 "dose_date_true": part["dose_date"].to_numpy(), "true_dob": part["dob"].to_numpy(),
                 "vaccine_true": part["vaccine_written"].to_numpy(),
                 "vaccine_known": part["vaccine_written"].isin(list(rules.vaccines)).to_numpy(),
