@@ -60,7 +60,7 @@ def link(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> LinkResult:
     profiles["id_household"] = id_households(profiles, index)
     pairs = candidate_pairs(profiles, index, model["blocking"])
     scored = score_pairs(pairs, profiles, index, model)
-    decisions, scored = decide(profiles, scored, model)
+    decisions, scored = decide(profiles, scored, model, index.size)
     decisions = resolve_conflicts(decisions, profiles, scored)
     log.info("link: %d rows, %d export persons, %d candidate pairs", len(norm), len(profiles), len(pairs))
     rows = norm.copy()

@@ -42,10 +42,17 @@ def reasons(scored: pd.DataFrame) -> pd.Series:
     return joined.str.replace(r"(; )+", "; ", regex=True).str.strip("; ")
 
 
-def decide(profiles: pd.DataFrame, scored: pd.DataFrame, model: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def null_weight(model: dict, registry_size: int) -> float:
+    """log2 odds weight of "the true person is not in the registry" for a registry of this size."""
+    share = float(model["absent_share"])
+    return max(float(model["null_log2_weight_min"]), float(np.log2(max(registry_size, 1) * share / (1 - share))))
+
+
+def decide(profiles: pd.DataFrame, scored: pd.DataFrame, model: dict,
+           registry_size: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One decision per profile (status, person row, candidates, score, reason), and the ranked pairs."""
     scored = scored.copy()
-    scored["p"] = posterior(scored, float(model["null_log2_weight"]))
+    scored["p"] = posterior(scored, null_weight(model, registry_size))
     scored = scored.sort_values(["profile", "p"], ascending=[True, False])
     scored = scored.groupby("profile").head(int(model["max_candidates"]))
     scored["reason"] = reasons(scored)

@@ -94,6 +94,13 @@ def _redecode(text: str, codec: str) -> str | None:
             fixed = raw.decode(codec) if raw is not None else word
         except UnicodeDecodeError:
             fixed = word
+            if raw is not None and codec == "utf-8" and raw.endswith(b"\xc3"):
+                # 'à' is C3 A0 in UTF-8: read as cp1252 its second byte is a no-break
+                # space, which spreadsheets and trimming drop at the end of a cell.
+                try:
+                    fixed = (raw + b"\xa0").decode(codec)
+                except UnicodeDecodeError:
+                    fixed = word
         changed |= fixed != word
         words.append(fixed)
     return unicodedata.normalize("NFC", " ".join(words)) if changed else None

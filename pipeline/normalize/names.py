@@ -98,10 +98,28 @@ def default_lexicon(rules: Rules | None = None) -> frozenset[str]:
     return frozenset(words)
 
 
-def _rank(text: str, lexicon: frozenset[str]) -> tuple[bool, int, int]:
-    words = _canon_spaces(text).split()
-    return (is_valid_vietnamese(_canon_spaces(text)), sum(tone_key(w) in lexicon for w in words),
-            sum(is_valid_vietnamese(w) for w in words))
+def _segments(word: str, lexicon: frozenset[str]) -> int:
+    """Number of known name syllables a word splits into completely ('lêthị' -> 2), else 0."""
+    word = word.lower()
+    n = len(word)
+    best = [0] + [-1] * n
+    for end in range(1, n + 1):
+        for start in range(max(0, end - 7), end):
+            if best[start] >= 0 and tone_key(word[start:end]) in lexicon:
+                best[end] = max(best[end], best[start] + 1)
+    return max(best[n], 0)
+
+
+_VIETNAMESE_CHARS = re.compile(f"[^a-zđ{TONE_MARKS}\u0302\u0306\u031b' -]")
+
+
+def _rank(text: str, lexicon: frozenset[str]) -> tuple[bool, int, int, int]:
+    """(valid Vietnamese, known syllables, valid words, minus characters no Vietnamese name has)."""
+    clean = _canon_spaces(text)
+    words = clean.split()
+    known = sum(tone_key(w) in lexicon or 2 * _segments(w, lexicon) for w in words)
+    foreign = len(_VIETNAMESE_CHARS.findall(unicodedata.normalize("NFD", clean.lower())))
+    return (is_valid_vietnamese(clean), known, sum(is_valid_vietnamese(w) for w in words), -foreign)
 
 
 def repair_one(text: str, rules: Rules | None = None, lexicon: frozenset[str] = frozenset()) -> tuple[str, str]:
@@ -171,7 +189,7 @@ def canonical_names(values: pd.Series, rules: Rules | None = None, style: str = 
     """
     rules = rules or default_rules()
     lexicon = lexicon if lexicon is not None else default_lexicon(rules)
-    s = values.astype("string[pyarrow]").str.normalize("NFC").str.replace(r"[ \t\r\n]+", " ", regex=True).str.strip()
+    s = values.astype("string[pyarrow]").str.normalize("NFC").str.replace(r"[ \t\r\n]+", " ", regex=True).str.strip(" ")
     s = s.mask(s == "")
     s = s.str.replace(_ETH_INITIAL.pattern, r"\1Đ", regex=True)
     valid = _valid_mask(s.fillna(""))
@@ -241,11 +259,54 @@ def name_keys(full_name: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
 
 
 def normalize_names(raw: pd.Series, rules: Rules | None = None, style: str = "old",
-                    lexicon: frozenset[str] | None = None) -> pd.DataFrame:
-    """Normalise a column of raw names: each distinct value once, mapped back."""
+                    lexicon: frozenset[str] | None = None, source_file: pd.Series | None = None) -> pd.DataFrame:
+    """Normalise a column of raw names: each distinct value once, mapped back.
+
+    With `source_file`, a file whose names were mostly typed in one legacy
+    font has that font applied to its remaining names too, where the result
+    is valid Vietnamese: VNI 'Hoà' (= Hồ) is also valid Unicode on its own.
+    """
 
     def run(distinct: pd.Series) -> pd.DataFrame:
         canon = canonical_names(distinct, rules, style, lexicon)
         return pd.concat([canon, name_keys(canon["full_name"], rules)], axis=1)
 
-    return by_distinct(raw, run)
+    out = by_distinct(raw, run)
+    if source_file is None:
+        return out
+    redo = file_font_rows(raw, out["encoding"], source_file)
+    if redo.empty:
+        return out
+    fixed = by_distinct(redo["text"], lambda d: run(d))
+    fixed.index = redo.index
+    keep = fixed["valid"] & fixed["full_name"].ne(out.loc[redo.index, "full_name"]).fillna(False)
+    idx = keep.index[keep.to_numpy(dtype=bool)]
+    out.loc[idx, fixed.columns] = fixed.loc[idx]
+    out.loc[idx, "encoding"] = redo.loc[idx, "encoding"]
+    return out
+
+
+FILE_FONT_SHARE = 0.2
+
+
+def file_font_rows(raw: pd.Series, encoding: pd.Series, source_file: pd.Series) -> pd.DataFrame:
+    """Rows of legacy-font files that were read as Unicode, decoded with the file's font.
+
+    A file counts as typed in a legacy font when at least FILE_FONT_SHARE of
+    its names needed that font (TCVN3 or VNI) and no other font was used more.
+    """
+    frame = pd.DataFrame({"file": source_file.astype(str), "enc": encoding.fillna("none")})
+    legacy = frame[frame["enc"].isin(["vni", "tcvn3"])]
+    if legacy.empty:
+        return pd.DataFrame(columns=["text", "encoding"])
+    share = legacy.groupby("file")["enc"].agg(lambda e: e.value_counts().index[0])
+    counts = legacy.groupby("file").size() / frame.groupby("file").size().reindex(legacy["file"].unique())
+    fonts = share[counts >= FILE_FONT_SHARE]
+    font = frame["file"].map(fonts)
+    rows = font.notna() & (frame["enc"] == "unicode") & raw.str.contains(r"[^\x00-\x7f]", regex=True).fillna(False)
+    if not rows.any():
+        return pd.DataFrame(columns=["text", "encoding"])
+    tables = decoders()
+    text = [tables[f](str(t)) for t, f in zip(raw[rows], font[rows], strict=True)]
+    return pd.DataFrame({"text": pd.Series(text, index=raw.index[rows.to_numpy()], dtype="string[pyarrow]"),
+                         "encoding": font[rows]})

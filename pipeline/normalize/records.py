@@ -27,7 +27,8 @@ def normalize_exports(raw: pd.DataFrame, rules: Rules | None = None, *, run_date
     `dose_number` and the `*_known` flags.
     """
     rules = rules or default_rules()
-    names = normalize_names(raw["full_name"], rules, style, lexicon)
+    names = normalize_names(raw["full_name"], rules, style, lexicon,
+                            raw.get("source_file"))
     ids = normalize_ids(raw["id_number"], rules)
     dob = normalize_dates(raw["date_of_birth"], rules, run_date=run_date).add_prefix("dob_")
     dose = normalize_dates(raw["dose_date"], rules, run_date=run_date, allow_year_only=False)
