@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from functools import lru_cache
 
 import pandas as pd
 
@@ -54,6 +55,7 @@ def _style_pairs() -> list[tuple[str, str]]:
 _STYLE_PAIRS = _style_pairs()
 
 
+@lru_cache(maxsize=200_000)
 def is_valid_vietnamese(name: str) -> bool:
     """True when every word of `name` is a well-formed Vietnamese (or minority) syllable."""
     low = unicodedata.normalize("NFD", name.lower())
@@ -79,6 +81,7 @@ def _valid_mask(values: pd.Series) -> pd.Series:
     return result
 
 
+@lru_cache(maxsize=200_000)
 def tone_key(word: str) -> str:
     """Lower case with the tone mark moved to the end, so Hòa and Hoà give one key."""
     low = unicodedata.normalize("NFD", word.lower())
@@ -98,6 +101,7 @@ def default_lexicon(rules: Rules | None = None) -> frozenset[str]:
     return frozenset(words)
 
 
+@lru_cache(maxsize=100_000)
 def _segments(word: str, lexicon: frozenset[str]) -> int:
     """Number of known name syllables a word splits into completely ('lêthị' -> 2), else 0."""
     word = word.lower()
@@ -117,7 +121,7 @@ def _rank(text: str, lexicon: frozenset[str]) -> tuple[bool, int, int, int]:
     """(valid Vietnamese, known syllables, valid words, minus characters no Vietnamese name has)."""
     clean = _canon_spaces(text)
     words = clean.split()
-    known = sum(tone_key(w) in lexicon or 2 * _segments(w, lexicon) for w in words)
+    known = sum(1 if tone_key(w) in lexicon else 2 * _segments(w, lexicon) for w in words)
     foreign = len(_VIETNAMESE_CHARS.findall(unicodedata.normalize("NFD", clean.lower())))
     return (is_valid_vietnamese(clean), known, sum(is_valid_vietnamese(w) for w in words), -foreign)
 
@@ -144,8 +148,11 @@ def repair_one(text: str, rules: Rules | None = None, lexicon: frozenset[str] = 
         out = _ETH_INITIAL.sub(r"\1Đ", unicodedata.normalize("NFC", out))
         rank = _rank(out, lexicon)
         marked = [w for w in _canon_spaces(out).split() if not w.isascii()]
-        if original_valid and not (rank[0] and all(tone_key(w) in lexicon for w in marked)):
+        all_known = all(tone_key(w) in lexicon for w in marked)
+        if original_valid and not (rank[0] and all_known):
             continue
+        if rank[0] and all_known:
+            return out, label  # valid and every word a registered name word: nothing can rank higher
         if rank > best_rank:
             best, best_label, best_rank = out, label, rank
     return best, best_label
@@ -163,17 +170,38 @@ def detect_tone_style(names: Iterable[str]) -> str:
     return "new" if new > old else "old"
 
 
-def apply_tone_style(values: pd.Series, style: str) -> pd.Series:
-    """Move tone marks of word-final oa/oe/uy to the given style; fix Qúy -> Quý."""
-    out = values
+def _style_table(style: str) -> dict[str, str]:
+    table = {}
     for old, new in _STYLE_PAIRS:
         src, dst = (new, old) if style == "old" else (old, new)
         for a, b in ((src, dst), (src.capitalize(), dst.capitalize()), (src.upper(), dst.upper())):
-            out = out.str.replace(a + r"(\s|$)", b + r"\1", regex=True)
-    for tone in _TONES:
-        wrong = unicodedata.normalize("NFC", "u" + tone)
-        right = unicodedata.normalize("NFC", "y" + tone)
-        out = out.str.replace(f"([Qq]){wrong}y", f"\\1u{right}", regex=True)
+            table[a] = b
+    return table
+
+
+_STYLE_TABLES = {s: _style_table(s) for s in ("old", "new")}
+_STYLE_RE = {s: re.compile("(" + "|".join(map(re.escape, t)) + r")(?=\s|$)") for s, t in _STYLE_TABLES.items()}
+_STYLE_HINT = {s: "(?:" + "|".join(map(re.escape, t)) + r")(?:\s|$)|[Qq][úùủũụ]y" for s, t in _STYLE_TABLES.items()}
+_QU_RE = re.compile("([Qq])([úùủũụ])y")
+_QU_MAP = {unicodedata.normalize("NFC", "u" + t): unicodedata.normalize("NFC", "y" + t) for t in _TONES}
+
+
+def _restyle(text: str, style: str) -> str:
+    table = _STYLE_TABLES[style]
+    text = _STYLE_RE[style].sub(lambda m: table[m.group(1)], text)
+    return _QU_RE.sub(lambda m: m.group(1) + "u" + _QU_MAP[m.group(2)], text)
+
+
+def apply_tone_style(values: pd.Series, style: str) -> pd.Series:
+    """Move tone marks of word-final oa/oe/uy to the given style; fix Qúy -> Quý.
+
+    Only names containing an affected vowel pair are rewritten.
+    """
+    hit = values.str.contains(_STYLE_HINT[style], regex=True).fillna(False).to_numpy(dtype=bool)
+    if not hit.any():
+        return values
+    out = values.copy()
+    out[hit] = [_restyle(str(v), style) for v in values[hit]]
     return out
 
 
