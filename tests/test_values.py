@@ -130,3 +130,20 @@ def test_dose_numbers():
     out = normalize_dose_numbers(pd.Series(["1", "Mũi 2", "Mũi nhắc lại", "Mũi bổ sung", "Mũi nhắc lại lần 2", "?"]))
     assert out["dose_number"].tolist()[:5] == [1, 2, 3, 3, 4]
     assert pd.isna(out["dose_number"].iloc[5])
+
+
+@settings(max_examples=200, deadline=None)
+@given(digits=st.from_regex(r"0[0-9]{11}|[0-9]{9}", fullmatch=True))
+def test_id_repair_is_idempotent_and_keeps_canonical_values(digits):
+    once = normalize_ids(pd.Series([digits]))
+    assert once["id_number"].iloc[0] == digits
+    twice = normalize_ids(once["id_number"])
+    assert twice["id_number"].iloc[0] == digits and twice["id_kind"].iloc[0] == once["id_kind"].iloc[0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(d=st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2026, 1, 1)))
+def test_date_parsing_is_idempotent_on_iso_output(d):
+    once = normalize_dates(pd.Series([d.strftime("%d/%m/%Y")]), run_date=RUN)["date"].iloc[0]
+    twice = normalize_dates(pd.Series([once.date().isoformat()]), run_date=RUN)["date"].iloc[0]
+    assert once == twice and once.date() == d

@@ -14,10 +14,10 @@ from pipeline.text import strip_marks
 
 # Share of export persons receiving each kind of damage.
 RATES = {
-    "id_missing": 0.045, "id_placeholder": 0.01, "id_sci_lost": 0.008, "id_old": 0.07,
+    "id_missing": 0.04, "id_placeholder": 0.01, "id_sci_lost": 0.008, "id_old": 0.05,
     "id_typo": 0.02, "id_parent": 0.35,  # of children under 16 with a parent in the household
     "id_other": 0.004,
-    "name_no_diacritics": 0.05, "name_diacritic_slip": 0.015, "name_typo": 0.02,
+    "name_no_diacritics": 0.04, "name_diacritic_slip": 0.012, "name_typo": 0.02,
     "name_given_first": 0.006, "name_run_together": 0.006, "name_family_variant": 0.006,
     "dob_missing": 0.03, "dob_year_off": 0.015, "dob_swap": 0.015, "dob_other_day": 0.005,
     "dob_year_only": 0.03, "sex_wrong": 0.01,

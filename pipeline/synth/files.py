@@ -120,6 +120,8 @@ def style_names(rng: np.random.Generator, names: pd.Series, font: str) -> pd.Ser
     u = rng.random((len(s), 4))
     upper = u[:, 0] < 0.12
     s[upper] = s[upper].str.upper()
+    lower = (u[:, 0] > 0.97)
+    s[lower] = s[lower].str.lower()
     spaces = u[:, 1] < 0.05
     s[spaces] = "  " + s[spaces].str.replace(" ", "   ", regex=False) + " "
     eth = u[:, 2] < 0.3
@@ -179,8 +181,13 @@ def render_rows(rng: np.random.Generator, rows: pd.DataFrame, spec: FileSpec) ->
         digits = ids.str.fullmatch(r"\d+").fillna(False).astype(bool)
         stripped = ids.str.lstrip("0").replace("", "0")  # Excel shows the number 0 for 000000000
         ids = ids.where(~digits, stripped)
-    dotted = rng.random(len(ids)) < 0.03
-    ids = ids.where(~dotted | ids.isna(), ids.str.replace(r"(\d{3})(?=\d)", r"\1 ", regex=True))
+    u = rng.random(len(ids))
+    digits_only = ids.str.fullmatch(r"\d{9,12}").fillna(False).astype(bool)
+    spaced, dotted, sci = (u < 0.02) & digits_only, (u >= 0.02) & (u < 0.035) & digits_only, (u >= 0.035) & (u < 0.045) & digits_only
+    ids = ids.where(~spaced, ids.str.replace(r"(\d{3})(?=\d)", r"\1 ", regex=True))
+    ids = ids.where(~dotted, ids.str.replace(r"(\d{3})(?=\d)", r"\1.", regex=True))
+    full_sci = ids[sci].map(lambda v: f"{int(v):.{len(v.lstrip('0')) - 1}E}" if v.lstrip("0") else v)
+    ids = ids.where(~sci, full_sci)  # scientific notation that kept every digit
     out["id_number"] = ids
     out["phone"] = rows["phone_written"]
     out["address"] = rows["ward"] + ", " + rows["district"]
@@ -189,7 +196,8 @@ def render_rows(rng: np.random.Generator, rows: pd.DataFrame, spec: FileSpec) ->
     out["dose_date"] = rows["dose_date_text"].where(rows["dose_date_text"].notna(),
                                                    _fmt_date(rows["dose_date"], spec.date_format, pd.Series(False, index=rows.index)))
     mui = rng.random() < 0.5
-    out["dose_number"] = np.where(rows["dose_number"] >= 3, np.where(rng.random(len(rows)) < 0.5, "Mũi nhắc lại", rows["dose_number"].astype(str)),
+    booster_word = np.where(rng.random(len(rows)) < 0.8, "Mũi nhắc lại", "Mũi bổ sung")
+    out["dose_number"] = np.where((rows["dose_number"] == 3) & (rng.random(len(rows)) < 0.5), booster_word,
                                   ("Mũi " if mui else "") + rows["dose_number"].astype(str))
     spell = {k: v[int(rng.integers(0, len(v)))] for k, v in VACCINE_SPELLING.items()}
     out["vaccine"] = rows["vaccine_written"].map(lambda v: spell.get(v, v))

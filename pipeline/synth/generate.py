@@ -127,8 +127,13 @@ def generate(cfg: SynthConfig, rules: Rules | None = None) -> dict[str, int]:
     extra = people.loc[doses["person"], ["ward", "district", "phone", "dob", "person_id"]].reset_index(drop=True)
     doses = pd.concat([doses.reset_index(drop=True), extra], axis=1)
     doses["phone_written"] = doses["phone"].astype(object)
-    old = doses["phone_written"].notna() & (rng.random(len(doses)) < 0.1)
-    doses.loc[old, "phone_written"] = "+84 " + doses.loc[old, "phone_written"].str[1:]
+    u = rng.random(len(doses))
+    intl = doses["phone_written"].notna() & (u < 0.1)
+    doses.loc[intl, "phone_written"] = "+84 " + doses.loc[intl, "phone_written"].str[1:]
+    back = {new: old for old, new in rules.phone_prefixes.items()}
+    prefix = doses["phone_written"].str[:3]
+    pre2018 = doses["phone_written"].notna() & (u > 0.92) & prefix.isin(list(back))
+    doses.loc[pre2018, "phone_written"] = prefix[pre2018].map(back) + doses.loc[pre2018, "phone_written"].str[3:]
     # duplicates: the same dose exported again by another site
     dup = rng.random(len(doses)) < DOSE_RATES["duplicate"]
     doses = pd.concat([doses, doses[dup]], ignore_index=True)
