@@ -22,8 +22,11 @@ demo: $(STAMP)
 	  rc=$$?; [ $$rc -le 3 ] || exit $$rc
 	@echo ""
 	@echo "Corrected records : out/demo/corrected/<PP>.parquet"
+	@echo "Error reports     : out/demo/reports/<PP>/bao_cao_<PP>.xlsx (and one CSV per list)"
+	@echo "Review queues     : out/demo/review/<PP>.xlsx  (answer, then: .venv/bin/vaxrecon review apply FILE --by NAME)"
+	@echo "Validation pages  : out/demo/validation/index.html"
 	@echo "Quarantined files : out/demo/quarantine/ (each with a .reason.txt)"
-	@echo "Run summary       : out/demo/run.json"
+	@echo "Run summary       : out/demo/run.json; run history and decisions: out/demo/state.sqlite"
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline flows tests bench

@@ -24,8 +24,12 @@ from pipeline.doses import dose_flags
 from pipeline.ingest import IngestError, read_export
 from pipeline.link.index import RegistryIndex, load_index
 from pipeline.output import quarantine, write_json, write_parquet
-from pipeline.reconcile import assemble, link, normalise, to_arrow
+from pipeline.reconcile import apply_decisions, assemble, link, normalise, to_arrow
+from pipeline.report import write_report
+from pipeline.review import write_review
 from pipeline.rules import ALL_CODES, STATUSES, Rules, load_rules
+from pipeline.state import Decision, StateStore, default_url
+from pipeline.validate import Validator, codes_frame, input_frame, load_specs, output_frame
 
 log = logging.getLogger("vaxrecon")
 EXPORT_SUFFIXES = {".csv", ".txt", ".xlsx", ".xlsm", ".parquet", ".xls"}
@@ -45,6 +49,9 @@ class ProvinceRun:
     error: str | None = None
     frame: pd.DataFrame | None = None
     person_codes: pa.ListArray | None = None
+    validation_failures: list[str] = field(default_factory=list)
+    review_cases: int = 0
+    decisions: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -52,6 +59,8 @@ class ProvinceRun:
             "rows": self.rows, "rows_by_status": self.rows_by_status, "rows_by_code": self.rows_by_code,
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "status": "failed" if self.error else "ok", "error": self.error,
+            "validation_failures": self.validation_failures, "review_cases": self.review_cases,
+            "review_decisions": self.decisions,
         }
 
 
@@ -87,10 +96,11 @@ def export_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith((".", "~$")))
 
 
-def ingest_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules) -> pd.DataFrame:
-    """Read every file of the province; quarantine what cannot be read."""
+def ingest_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules,
+                    validator: Validator | None) -> pd.DataFrame:
+    """Read every file of the province; quarantine what cannot be read; validate what was read."""
     frames = []
-    for path in export_files(exports / run.code):
+    for k, path in enumerate(export_files(exports / run.code)):
         rel = path.relative_to(exports).as_posix()
         try:
             if path.suffix.lower() not in EXPORT_SUFFIXES:
@@ -102,6 +112,9 @@ def ingest_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules) ->
             log.warning("%s: quarantined: %s", rel, exc)
             continue
         frame = result.frame
+        if validator is not None:
+            failed = validator.run("input", f"{run.code}-input-{k:03d}", input_frame(frame))
+            run.validation_failures += [f"{rel}: {f}" for f in failed]
         frame.insert(0, "source_file", rel)
         frames.append(frame)
         run.files_read.append(rel)
@@ -115,15 +128,16 @@ def ingest_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules) ->
 
 
 def reconcile_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules, index: RegistryIndex,
-                       run_date: dt.date) -> None:
+                       run_date: dt.date, validator: Validator | None, decisions: dict[str, Decision]) -> None:
     """Stages up to the corrected table (dose checks need every province, so they come later)."""
     t = run.stage_seconds
     with _Timer(t, "ingest"):
-        raw = ingest_province(run, exports, out, rules)
+        raw = ingest_province(run, exports, out, rules, validator)
     with _Timer(t, "normalise"):
         norm = normalise(raw, rules, run_date, index.tone_style, index.lexicon(rules))
     with _Timer(t, "link"):
         result = link(norm, index, rules)
+        run.decisions = apply_decisions(result, decisions, index)
         frame = assemble(raw, result, index, run.code)
     run.person_codes = frame.attrs.pop("person_codes")
     run.frame = frame
@@ -154,14 +168,25 @@ def apply_dose_checks(runs: list[ProvinceRun], rules: Rules, run_date: dt.date) 
     return out
 
 
-def write_province(run: ProvinceRun, dose_codes: pa.ListArray, out: Path) -> None:
-    """Corrected Parquet plus the province's counts; checks that every row read is written once."""
+def write_province(run: ProvinceRun, dose_codes: pa.ListArray, out: Path, rules: Rules, index: RegistryIndex,
+                   run_date: dt.date, validator: Validator | None) -> None:
+    """Validate, then write the corrected Parquet, the error report and the review queue."""
     assert run.frame is not None and run.person_codes is not None
-    with _Timer(run.stage_seconds, "write"):
+    with _Timer(run.stage_seconds, "validate"):
         codes = merge_code_lists(run.person_codes, dose_codes, ALL_CODES)
         table = to_arrow(run.frame, codes)
         check_conservation(run, table)
-        write_parquet(table, out / "corrected" / f"{run.code}.parquet")
+        df = table.to_pandas()
+        if validator is not None:
+            failed = validator.run("output", f"{run.code}-output", output_frame(df), {"rows_read": run.rows})
+            failed += validator.run("output_codes", f"{run.code}-output-codes", codes_frame(df))
+            if failed:
+                run.validation_failures += failed
+                raise RuntimeError(f"output expectations failed: {failed}")
+    with _Timer(run.stage_seconds, "write"):
+        write_report(df, run.code, out / "reports" / run.code, rules, run_date, run.files_read, run.files_quarantined)
+        run.review_cases = write_review(df, run.code, out / "review" / f"{run.code}.xlsx", index)
+        write_parquet(table, out / "corrected" / f"{run.code}.parquet")  # last: present only when all succeeded
     status = pd.Series(table.column("status").to_pylist()).value_counts()
     run.rows_by_status = {s: int(status.get(s, 0)) for s in STATUSES}
     flat = pc.list_flatten(table.column("error_codes")).to_pylist()
@@ -182,21 +207,25 @@ def check_conservation(run: ProvinceRun, table: pa.Table) -> None:
 
 
 def run_reconciliation(registry: Path, exports: Path, out: Path, provinces: list[str] | None = None,
-                       run_date: dt.date | None = None, rules_dir: Path | None = None) -> RunResult:
+                       run_date: dt.date | None = None, rules_dir: Path | None = None,
+                       state_url: str | None = None, validate: bool = True) -> RunResult:
     """Reconcile every province folder of `exports` against `registry`, writing under `out`."""
     started = dt.datetime.now(dt.UTC)
     run_date = run_date or dt.date.today()
     rules = load_rules(rules_dir)
+    validator = Validator(out / "validation", load_specs(rules.source_dir)) if validate else None
+    state = StateStore(state_url or default_url(out))
     t0 = time.perf_counter()
     index = load_index(registry, rules)
     index_seconds = time.perf_counter() - t0
     log.info("registry: %d people indexed in %.1f s", index.size, index_seconds)
+    run_id = state.start_run(started.isoformat(timespec="seconds"), run_date, index.size)
     runs: list[ProvinceRun] = []
     for code in list_provinces(exports, provinces):
         run = ProvinceRun(code)
         runs.append(run)
         try:
-            reconcile_province(run, exports, out, rules, index, run_date)
+            reconcile_province(run, exports, out, rules, index, run_date, validator, state.decisions(code))
         except Exception as exc:  # isolate the province; reported in run.json and the exit code
             run.error = f"{type(exc).__name__}: {exc}"
             run.frame = None
@@ -208,16 +237,21 @@ def run_reconciliation(registry: Path, exports: Path, out: Path, provinces: list
     for run in ok_runs:
         run.stage_seconds["dose_checks"] = dose_seconds
         try:
-            write_province(run, dose_codes[run.code], out)
+            write_province(run, dose_codes[run.code], out, rules, index, run_date, validator)
         except Exception as exc:  # a failed write or conservation check fails this province only
             run.error = f"{type(exc).__name__}: {exc}"
             log.error("province %s failed at write: %s", run.code, run.error)
-    summary = {
+    summary: dict[str, Any] = {
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "run_date": run_date.isoformat(),
         "registry": {"path": str(registry), "people": index.size, "index_seconds": round(index_seconds, 3)},
         "provinces": {r.code: r.summary() for r in runs},
     }
+    if validator is not None:
+        summary["validation"] = str(validator.build_docs().relative_to(out))
+    result = RunResult({r.code: r for r in runs}, summary)
+    state.finish_run(run_id, summary["finished_at"], result.exit_code, summary["provinces"])
+    summary["run_id"] = run_id
     write_json(summary, out / "run.json")
-    return RunResult({r.code: r for r in runs}, summary)
+    return result

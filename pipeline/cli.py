@@ -49,6 +49,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run-date", type=_date, default=None,
                      help="the date checks treat as today (YYYY-MM-DD); default: today")
     run.add_argument("--rules", type=Path, default=None, help="rules folder (default: the project's rules/)")
+    run.add_argument("--state", default=None, metavar="URL",
+                     help="state store (run history, review decisions): a SQLAlchemy URL such as "
+                          "sqlite:////data/vaxrecon.sqlite or postgresql://user@host/db; default OUT/state.sqlite")
+    run.add_argument("--no-validate", action="store_true", help="skip the Great Expectations suites (faster, for trials)")
+
+    review = sub.add_parser("review", help="read back a review queue an officer has filled in",
+                            description="Officers answer OUT/review/<PP>.xlsx: in the column QUYẾT ĐỊNH they put the "
+                                        "số định danh of the right candidate, or \"không khớp\". `vaxrecon review apply` "
+                                        "checks the workbook and stores the decisions; the next run applies them.")
+    review_sub = review.add_subparsers(dest="review_command", required=True)
+    apply = review_sub.add_parser("apply", help="check a filled-in review workbook and store its decisions")
+    apply.add_argument("file", type=Path, help="the filled-in OUT/review/<PP>.xlsx")
+    apply.add_argument("--by", required=True, help="who decided (name or account of the officer)")
+    apply.add_argument("--state", default=None, metavar="URL",
+                       help="state store URL; default: state.sqlite in the run's OUT folder (the file's parent's parent)")
 
     synth = sub.add_parser("synth", help="generate a synthetic registry and export files with ground truth",
                            description="Write OUT/registry.parquet, OUT/exports/<PP>/* and OUT/truth.parquet.")
@@ -82,13 +97,36 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     provinces = sorted({c for group in args.province for c in group}) if args.province else None
     try:
-        result = run_reconciliation(args.registry, args.exports, args.out, provinces, args.run_date, args.rules)
+        result = run_reconciliation(args.registry, args.exports, args.out, provinces, args.run_date, args.rules,
+                                    state_url=args.state, validate=not args.no_validate)
     except (RegistryError, RulesError) as exc:
         logging.getLogger("vaxrecon").error("%s", exc)
         return EXIT_FAILED
     for code, prov in result.provinces.items():
         logging.getLogger("vaxrecon").info("province %s: %s", code, prov.error or prov.rows_by_status)
     return result.exit_code
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from pipeline.review import ReviewFileError, read_decisions
+    from pipeline.state import StateStore, default_url
+
+    log = logging.getLogger("vaxrecon")
+    if not args.file.is_file():
+        log.error("review file not found: %s", args.file)
+        return EXIT_USAGE
+    try:
+        result = read_decisions(args.file, args.by)
+    except ReviewFileError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    for problem in result.problems:
+        log.error("%s: %s", args.file.name, problem)
+    store = StateStore(args.state or default_url(args.file.resolve().parent.parent))
+    stored = store.add_decisions(result.decisions)
+    log.info("%s: %d decisions stored, %d rejected; the next run applies them", args.file.name, stored,
+             len(result.problems))
+    return EXIT_PARTIAL if result.problems else EXIT_OK
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -110,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
     _setup_logging(args.verbose)
-    handlers = {"run": cmd_run, "synth": cmd_synth}
+    handlers = {"run": cmd_run, "synth": cmd_synth, "review": cmd_review}
     return handlers[args.command](args)
 
 

@@ -20,6 +20,7 @@ from pipeline.link.profiles import build_profiles
 from pipeline.link.scoring import score_pairs
 from pipeline.normalize.records import normalize_exports
 from pipeline.rules import PERSON_CODES, Rules
+from pipeline.state import Decision
 from pipeline.text import fold_series
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,40 @@ def link(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> LinkResult:
     rows["match_reason"] = d["reason"].fillna("không tìm thấy ai phù hợp trong CSDL dân cư")
     rows.loc[rejected, "match_reason"] = REJECT_REASON
     rows["candidate_rows"] = d["candidate_rows"]
+    rows["case_key"] = case_keys(rows)
     return LinkResult(rows, len(profiles), len(pairs))
+
+
+def apply_decisions(result: LinkResult, decisions: dict[str, Decision], index: RegistryIndex) -> dict[str, int]:
+    """Reviewers' decisions override the model, in place; return what was applied and what was stale.
+
+    A decision naming a registry person who no longer exists, or a case no
+    longer in the exports, is counted and not applied.
+    """
+    rows = result.rows
+    if not decisions:
+        return {"applied": 0, "stale_person": 0, "stale_case": 0}
+    table = pd.DataFrame([d.__dict__ for d in decisions.values()]).set_index("case_key")
+    person_rows = index.rows_of(table["decision"].where(table["decision"] != "none", ""), "person_id")
+    table["row"] = person_rows
+    stale_person = (table["decision"] != "none") & (table["row"] < 0)
+    for key in table.index[stale_person]:
+        log.warning("review decision for case %s names person %s, who is not in the registry: not applied",
+                    key, table.loc[key, "decision"])
+    usable = table[~stale_person]
+    hit = rows["case_key"].isin(usable.index) & ~rows["rejected"]
+    d = usable.reindex(rows.loc[hit, "case_key"])
+    d.index = rows.index[hit]
+    reason = ("theo quyết định của " + d["decided_by"] + " ngày " + d["decided_at"].str[:10]
+              + " (tệp " + d["source_file"] + ")")
+    none = d["decision"] == "none"
+    rows.loc[d.index, "decision"] = np.where(none, "unmatched", "linked")
+    rows.loc[d.index, "best_row"] = d["row"].where(~none).astype("Int64")
+    rows.loc[d.index, "match_score"] = np.where(none, 0.0, 1.0)
+    rows.loc[d.index, "match_reason"] = np.where(none, reason + ": không khớp với ai", reason)
+    present = set(rows["case_key"].dropna())
+    return {"applied": int(hit.sum()), "stale_person": int(stale_person.sum()),
+            "stale_case": int(sum(k not in present for k in usable.index))}
 
 
 def id_households(profiles: pd.DataFrame, index: RegistryIndex) -> pd.Series:
@@ -86,15 +120,22 @@ def id_households(profiles: pd.DataFrame, index: RegistryIndex) -> pd.Series:
                      dtype="string[pyarrow]")
 
 
-def identity_keys(rows: pd.DataFrame, person_id: pd.Series) -> pd.Series:
-    """person_id for linked rows; for others a stable export-person key (same in every province)."""
+def case_keys(rows: pd.DataFrame) -> pd.Series:
+    """A stable key for the export person a row describes (the same in every province and run).
+
+    A hash of the normalised name, date of birth and ID: it names no one.
+    """
     desc = (rows["name_key"].fillna("") + "|" + rows["dob_date"].astype("string").fillna("")
             + "|" + rows["dob_year"].astype("string").fillna("") + "|" + rows["id_number"].fillna(""))
     codes, uniques = pd.factorize(desc)
     hashed = pd.Series(["X" + hashlib.blake2b(u.encode(), digest_size=8).hexdigest() for u in uniques],
                        dtype="string[pyarrow]")
-    key = hashed.reindex(codes).to_numpy()
-    out = person_id.astype("string[pyarrow]").fillna(pd.Series(key, index=rows.index, dtype="string[pyarrow]"))
+    return pd.Series(hashed.reindex(codes).to_numpy(), index=rows.index, dtype="string[pyarrow]")
+
+
+def identity_keys(rows: pd.DataFrame, person_id: pd.Series) -> pd.Series:
+    """person_id for linked rows; for others the export-person key; null for rejected rows."""
+    out = person_id.astype("string[pyarrow]").fillna(rows["case_key"])
     return out.mask(rows["rejected"].to_numpy())
 
 
@@ -130,7 +171,7 @@ def assemble(raw: pd.DataFrame, result: LinkResult, index: RegistryIndex, provin
         "dose_date": rows["dose_date"], "dose_number": rows["dose_number"].astype("Int16"),
         "vaccine": rows["vaccine"], "original_vaccine": raw["vaccine"],
         "lot_number": raw["lot_number"], "site": raw["site"], "phone": rows["phone"],
-        "id_kind": rows["id_kind"], "name_encoding": rows["name_encoding"],
+        "id_kind": rows["id_kind"], "name_encoding": rows["name_encoding"], "case_key": rows["case_key"],
     }, index=rows.index)
     out["identity"] = identity_keys(rows.assign(rejected=rows["rejected"]), values["person_id"])
     out.attrs["person_codes"] = code_lists(flags, len(out))
@@ -147,7 +188,7 @@ CORRECTED_SCHEMA = pa.schema([
     ("original_sex", pa.string()), ("original_id_number", pa.string()),
     ("dose_date", pa.date32()), ("dose_number", pa.int16()), ("vaccine", pa.string()),
     ("original_vaccine", pa.string()), ("lot_number", pa.string()), ("site", pa.string()),
-    ("phone", pa.string()), ("id_kind", pa.string()), ("name_encoding", pa.string()),
+    ("phone", pa.string()), ("id_kind", pa.string()), ("name_encoding", pa.string()), ("case_key", pa.string()),
 ])
 
 

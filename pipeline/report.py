@@ -1,0 +1,189 @@
+"""The province's error report for its data officers, in Vietnamese (XLSX + CSV copies).
+
+Rows to fix are grouped by what the officer must do; each shows the file and
+row, what was written, what the registry holds and the suggested correction.
+Every text cell is written as text (IDs keep their zeros) and made safe
+against formula injection.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import pandas as pd
+import xlsxwriter
+
+from pipeline.output import atomic_write
+from pipeline.rules import ALL_CODES, STATUSES, Rules
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+SEX_VI = {"M": "Nam", "F": "Nữ"}
+
+
+def safe_text(value: object) -> str:
+    """Text that no spreadsheet will run as a formula ('=1+1' -> "'=1+1")."""
+    text = "" if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA else str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+@dataclass(frozen=True)
+class Group:
+    sheet: str          # sheet name (Vietnamese, <= 31 characters)
+    slug: str           # CSV file name
+    codes: tuple[str, ...]
+    statuses: tuple[str, ...]
+    field: str | None   # which corrected value is the suggestion
+
+
+GROUPS = (
+    Group("Sửa số giấy tờ", "sua_so_giay_to", ("ID_MISSING", "ID_INVALID", "ID_OLD", "ID_WRONG"), (), "id_number"),
+    Group("Sửa họ tên", "sua_ho_ten", ("NAME_DIACRITICS", "NAME_WRONG"), (), "full_name"),
+    Group("Sửa ngày sinh", "sua_ngay_sinh", ("DOB_MISSING", "DOB_WRONG"), (), "date_of_birth"),
+    Group("Sửa giới tính", "sua_gioi_tinh", ("SEX_WRONG",), (), "sex"),
+    Group("Kiểm tra mũi tiêm", "kiem_tra_mui_tiem", ("DOSE_DUPLICATE", "DOSE_DATE_INVALID", "DOSE_INTERVAL", "VACCINE_UNKNOWN"), (), None),
+    Group("Cần xem xét", "can_xem_xet", (), ("review",), None),
+    Group("Không tìm thấy", "khong_tim_thay", (), ("unmatched",), None),
+    Group("Không xử lý được", "khong_xu_ly_duoc", (), ("rejected",), None),
+)
+
+COLUMNS = [
+    ("Tệp", "source_file", 34), ("Dòng", "source_row", 7), ("Trạng thái", "status_vi", 22),
+    ("Lỗi", "codes_vi", 40), ("Họ tên đã ghi", "original_full_name", 26), ("Họ tên trong CSDL", "reg_full_name", 26),
+    ("Ngày sinh đã ghi", "original_date_of_birth", 14), ("Ngày sinh trong CSDL", "reg_date_of_birth", 14),
+    ("Giới tính đã ghi", "original_sex", 10), ("Giới tính trong CSDL", "reg_sex", 10),
+    ("Số giấy tờ đã ghi", "original_id_number", 16), ("Số định danh trong CSDL", "reg_id_number", 16),
+    ("Đề xuất sửa", "suggestion", 26), ("Ngày tiêm", "dose_date", 12), ("Vắc xin", "vaccine", 12),
+    ("Giải thích", "match_reason", 60),
+]
+
+
+def _registry_side(df: pd.DataFrame) -> pd.DataFrame:
+    """Registry values are the corrected values of linked rows; blank for others."""
+    linked = df["status"].isin(["matched", "corrected"])
+    out = pd.DataFrame(index=df.index)
+    out["reg_full_name"] = df["full_name"].where(linked)
+    out["reg_date_of_birth"] = df["date_of_birth"].where(linked)
+    out["reg_sex"] = df["sex"].map(SEX_VI).where(linked)
+    out["reg_id_number"] = df["person_id"].where(linked)
+    return out
+
+
+def _suggestion(df: pd.DataFrame, group: Group) -> pd.Series:
+    linked = df["status"].isin(["matched", "corrected"])
+    if group.field is None:
+        return pd.Series("", index=df.index)
+    if group.field == "sex":
+        return df["sex"].map(SEX_VI).where(linked, "")
+    if group.field == "date_of_birth":
+        dob = pd.to_datetime(df["date_of_birth"]).dt.strftime("%d/%m/%Y")
+        year = df["birth_year"].astype("Int64").astype("string")
+        return dob.fillna(year).where(linked, "")
+    if group.field == "id_number":
+        return df["person_id"].where(linked, "Bổ sung số định danh cá nhân (12 số)")
+    return df[group.field].where(linked, "")
+
+
+def rows_for(df: pd.DataFrame, group: Group, rules: Rules) -> pd.DataFrame:
+    """The rows a group lists, with the report's columns."""
+    hit = df["error_codes"].map(lambda c: any(x in group.codes for x in c)) | df["status"].isin(group.statuses)
+    sub = df[hit].copy()
+    labels = rules.labels_codes
+    sub["codes_vi"] = sub["error_codes"].map(lambda c: "; ".join(labels[x] for x in c))
+    sub["status_vi"] = sub["status"].map(rules.labels_statuses)
+    sub = pd.concat([sub, _registry_side(sub)], axis=1)
+    sub["suggestion"] = _suggestion(sub, group)
+    return sub
+
+
+def _write_sheet(wb: xlsxwriter.Workbook, name: str, rows: pd.DataFrame, fmt: dict) -> None:
+    ws = wb.add_worksheet(name)
+    for j, (title, _, width) in enumerate(COLUMNS):
+        ws.write_string(0, j, title, fmt["header"])
+        ws.set_column(j, j, width)
+    ws.freeze_panes(1, 0)
+    ws.autofilter(0, 0, max(len(rows), 1), len(COLUMNS) - 1)
+    for i, rec in enumerate(rows[[c for _, c, _ in COLUMNS]].itertuples(index=False), start=1):
+        for j, value in enumerate(rec):
+            key = COLUMNS[j][1]
+            if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+                continue
+            if key == "source_row":
+                ws.write_number(i, j, int(value))
+            elif isinstance(value, dt.date | pd.Timestamp):
+                ws.write_datetime(i, j, pd.Timestamp(value).to_pydatetime(), fmt["date"])
+            else:
+                ws.write_string(i, j, safe_text(value))
+
+
+def _csv(rows: pd.DataFrame) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow([t for t, _, _ in COLUMNS])
+    for rec in rows[[c for _, c, _ in COLUMNS]].itertuples(index=False):
+        w.writerow([safe_text(pd.Timestamp(v).strftime("%d/%m/%Y") if isinstance(v, dt.date | pd.Timestamp) else v)
+                    for v in rec])
+    return buf.getvalue()
+
+
+def _summary(wb: xlsxwriter.Workbook, df: pd.DataFrame, province: str, rules: Rules, run_date: dt.date,
+             files_read: Iterable[str], quarantined: list[dict[str, str]], fmt: dict) -> None:
+    ws = wb.add_worksheet("Tổng hợp")
+    ws.set_column(0, 0, 48)
+    ws.set_column(1, 2, 18)
+    ws.write_string(0, 0, f"BÁO CÁO ĐỐI CHIẾU DỮ LIỆU TIÊM CHỦNG – {rules.provinces.get(province, province)} ({province})", fmt["title"])
+    ws.write_string(1, 0, f"Ngày chạy: {run_date.strftime('%d/%m/%Y')} – Tổng số dòng: {len(df)}")
+    r = 3
+    ws.write_row(r, 0, ["Trạng thái", "Mã", "Số dòng"], fmt["header"])
+    counts = df["status"].value_counts()
+    for s in STATUSES:
+        r += 1
+        ws.write_row(r, 0, [rules.labels_statuses[s], s])
+        ws.write_number(r, 2, int(counts.get(s, 0)))
+    r += 2
+    ws.write_row(r, 0, ["Lỗi", "Mã", "Số dòng"], fmt["header"])
+    code_counts = df["error_codes"].explode().value_counts()
+    for c in ALL_CODES:
+        r += 1
+        ws.write_row(r, 0, [rules.labels_codes[c], c])
+        ws.write_number(r, 2, int(code_counts.get(c, 0)))
+    r += 2
+    ws.write_row(r, 0, ["Tệp đã đọc", "Số dòng"], fmt["header"])
+    per_file = df["source_file"].value_counts()
+    for f in files_read:
+        r += 1
+        ws.write_string(r, 0, safe_text(f))
+        ws.write_number(r, 1, int(per_file.get(f, 0)))
+    r += 2
+    ws.write_row(r, 0, ["Tệp không đọc được (đã cách ly)", "Lý do"], fmt["header"])
+    for q in quarantined:
+        r += 1
+        ws.write_string(r, 0, safe_text(q["file"]))
+        ws.write_string(r, 1, safe_text(q["reason"]))
+
+
+def write_report(df: pd.DataFrame, province: str, folder: Path, rules: Rules, run_date: dt.date,
+                 files_read: Iterable[str], quarantined: list[dict[str, str]]) -> Path:
+    """Write reports/<PP>/bao_cao_<PP>.xlsx and one UTF-8-with-BOM CSV per list."""
+    path = folder / f"bao_cao_{province}.xlsx"
+
+    def build(tmp: Path) -> None:
+        wb = xlsxwriter.Workbook(str(tmp), {"constant_memory": True, "strings_to_numbers": False,
+                                            "strings_to_formulas": False, "strings_to_urls": False})
+        fmt = {"header": wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True}),
+               "date": wb.add_format({"num_format": "dd/mm/yyyy"}), "title": wb.add_format({"bold": True, "font_size": 13})}
+        _summary(wb, df, province, rules, run_date, files_read, quarantined, fmt)
+        for group in GROUPS:
+            _write_sheet(wb, group.sheet, rows_for(df, group, rules), fmt)
+        wb.close()
+
+    atomic_write(path, build)
+    for group in GROUPS:
+        data = _csv(rows_for(df, group, rules)).encode("utf-8-sig")
+        atomic_write(folder / f"{group.slug}.csv", partial(Path.write_bytes, data=data))
+    return path

@@ -1,0 +1,151 @@
+"""Error report, review round trip, validation and state store."""
+
+from __future__ import annotations
+
+import shutil
+
+import openpyxl
+import pandas as pd
+import pytest
+
+from pipeline.report import safe_text
+from pipeline.rules import ALL_CODES
+
+from .conftest import RUN_DATE, SAMPLE
+
+FORMULA_START = ("=", "+", "-", "@")
+
+
+def test_report_workbook_contents_and_safety(sample_run):
+    _, out = sample_run
+    path = out / "reports" / "79" / "bao_cao_79.xlsx"
+    wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames[0] == "Tổng hợp"
+    assert {"Sửa số giấy tờ", "Sửa họ tên", "Sửa ngày sinh", "Sửa giới tính", "Kiểm tra mũi tiêm",
+            "Cần xem xét", "Không tìm thấy", "Không xử lý được"} <= set(wb.sheetnames)
+    summary = [[c for c in row] for row in wb["Tổng hợp"].iter_rows(values_only=True)]
+    corrected = pd.read_parquet(out / "corrected" / "79.parquet")
+    status_rows = {r[1]: r[2] for r in summary if r[1] in ("matched", "corrected", "review", "unmatched", "rejected")}
+    assert status_rows == {s: int((corrected["status"] == s).sum()) for s in status_rows}
+    code_rows = {r[1]: r[2] for r in summary if r[1] in ALL_CODES}
+    assert code_rows["NAME_WRONG"] == int(corrected["error_codes"].map(lambda c: "NAME_WRONG" in c).sum())
+    assert any(r[0] == "Đã sửa theo CSDL dân cư" for r in summary)
+    ids = wb["Sửa số giấy tờ"]
+    assert ids.freeze_panes == "A2" and ids.auto_filter.ref
+    header = [c.value for c in ids[1]]
+    assert header[:2] == ["Tệp", "Dòng"]
+    n_id_rows = int(corrected["error_codes"].map(lambda c: any(x.startswith("ID_") for x in c)).sum())
+    assert ids.max_row - 1 == n_id_rows
+    reg_col = header.index("Số định danh trong CSDL") + 1
+    dob_col = header.index("Ngày sinh trong CSDL") + 1
+    linked_cells = [r for r in ids.iter_rows(min_row=2) if r[reg_col - 1].value]
+    assert linked_cells and all(r[reg_col - 1].data_type == "s" and len(r[reg_col - 1].value) == 12 for r in linked_cells)
+    assert any(r[dob_col - 1].is_date for r in linked_cells)
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                assert cell.data_type != "f", (ws.title, cell.coordinate)
+                if isinstance(cell.value, str):
+                    assert not cell.value.startswith(FORMULA_START), (ws.title, cell.coordinate, cell.value)
+    csv_text = (out / "reports" / "79" / "sua_so_giay_to.csv").read_bytes()
+    assert csv_text.startswith(b"\xef\xbb\xbf")
+    assert len(csv_text.decode("utf-8-sig").splitlines()) == n_id_rows + 1
+
+
+def test_formula_injection_is_neutralised():
+    assert safe_text("=HYPERLINK(\"x\")") == "'=HYPERLINK(\"x\")"
+    assert safe_text("+84912345678") == "'+84912345678"
+    assert safe_text("Nguyễn Văn A") == "Nguyễn Văn A"
+    assert safe_text(None) == ""
+
+
+def test_validation_pages_are_written_and_name_no_one(sample_run):
+    _, out = sample_run
+    index = out / "validation" / "index.html"
+    assert index.exists()
+    pages = " ".join(p.read_text(encoding="utf-8", errors="ignore") for p in (out / "validation").rglob("*.html"))
+    assert "79-output" in pages
+    registry = pd.read_parquet(SAMPLE / "registry.parquet", columns=["person_id"])
+    assert not any(pid in pages for pid in registry["person_id"].head(2000))
+
+
+def test_a_failed_output_expectation_fails_the_province(tmp_path):
+    from flows.reconcile import run_reconciliation
+
+    rules = tmp_path / "rules"
+    shutil.copytree(SAMPLE.parent.parent / "rules", rules)
+    text = (rules / "expectations.yaml").read_text(encoding="utf-8")
+    text = text.replace("value_set: [matched, corrected, review, unmatched, rejected]", "value_set: [matched]")
+    (rules / "expectations.yaml").write_text(text, encoding="utf-8")
+    result = run_reconciliation(SAMPLE / "registry.parquet", SAMPLE / "exports", tmp_path / "out", ["66"],
+                                RUN_DATE, rules)
+    assert result.exit_code == 3
+    assert "output expectations failed" in result.provinces["66"].error
+    assert not (tmp_path / "out" / "corrected" / "66.parquet").exists()
+
+
+def test_a_misspelt_expectation_fails_at_start(tmp_path):
+    from pipeline.validate import ExpectationsError, load_specs
+
+    (tmp_path / "expectations.yaml").write_text("output:\n  - {type: ExpectColumnToBeGreen, column: x}\n", encoding="utf-8")
+    with pytest.raises(ExpectationsError, match="ExpectColumnToBeGreen"):
+        load_specs(tmp_path)
+
+
+def test_review_round_trip(tmp_path):
+    """Run, answer the review queue, apply it, run again: the officer's decisions are applied."""
+    from pipeline.cli import main
+    from pipeline.state import StateStore, default_url
+
+    out = tmp_path / "out"
+    args = ["run", "--registry", str(SAMPLE / "registry.parquet"), "--exports", str(SAMPLE / "exports"),
+            "--out", str(out), "--run-date", RUN_DATE.isoformat(), "--province", "01", "--no-validate"]
+    main(args)
+    first = pd.read_parquet(out / "corrected" / "01.parquet")
+    review = first[first["status"] == "review"]
+    assert len(review) >= 2
+    cases = review.drop_duplicates("case_key")
+    pick, reject = cases.iloc[0], cases.iloc[1]
+    path = out / "review" / "01.xlsx"
+    wb = openpyxl.load_workbook(path)
+    ws = wb.active
+    header = [c.value for c in ws[1]]
+    assert header[-1].startswith("QUYẾT ĐỊNH")
+    assert ws.data_validations.dataValidation, "the decision cell offers the candidates"
+    for row in ws.iter_rows(min_row=2):
+        if row[2].value == "Đối tượng" and row[1].value == pick["case_key"]:
+            row[-1].value = pick["candidate_ids"][0]
+        elif row[2].value == "Đối tượng" and row[1].value == reject["case_key"]:
+            row[-1].value = "Không khớp"
+    extra = ws.max_row + 1
+    ws.cell(extra, 1, "01")
+    ws.cell(extra, 2, "Xdoesnotexist")
+    ws.cell(extra, 3, "Đối tượng")
+    ws.cell(extra, len(header), "001999999999")
+    wb.save(path)
+    assert main(["review", "apply", str(path), "--by", "Cán bộ Lan"]) == 3  # one decision rejected, two stored
+    stored = StateStore(default_url(out)).decisions("01")
+    assert stored[pick["case_key"]].decision == pick["candidate_ids"][0]
+    assert stored[reject["case_key"]].decision == "none"
+    assert "Xdoesnotexist" not in stored
+    main(args)
+    second = pd.read_parquet(out / "corrected" / "01.parquet")
+    picked = second[second["case_key"] == pick["case_key"]]
+    assert (picked["person_id"] == pick["candidate_ids"][0]).all()
+    assert picked["status"].isin(["matched", "corrected"]).all()
+    assert picked["match_reason"].str.contains("theo quyết định của Cán bộ Lan").all()
+    rejected = second[second["case_key"] == reject["case_key"]]
+    assert (rejected["status"] == "unmatched").all() and rejected["match_reason"].str.contains("không khớp").all()
+    import json
+
+    summary = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert summary["provinces"]["01"]["review_decisions"]["applied"] == len(picked) + len(rejected)
+
+
+def test_state_store_keeps_run_history(sample_run):
+    from pipeline.state import StateStore, default_url
+
+    _, out = sample_run
+    history = StateStore(default_url(out)).history()
+    assert {h["province"] for h in history} == {"01", "66", "79"}
+    assert all(h["status"] == "ok" for h in history)
