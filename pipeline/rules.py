@@ -182,7 +182,7 @@ def load_rules(root: Path | str | None = None) -> Rules:
     c.need(len(charsets) == 134, f"legacy_charsets.csv: expected 134 letters, found {len(charsets)}")
     vaccines, vaccine_aliases = _vaccines(c, vac)
     for key in ("link_threshold", "review_threshold", "max_candidates", "absent_share", "null_log2_weight_min",
-                "blocking", "comparisons", "linkable_name_levels"):
+                "blocking", "comparisons", "linkable_name_levels", "m_prior_strength"):
         c.need(key in matching, f"matching.yaml: missing {key}")
     if {"link_threshold", "review_threshold"} <= matching.keys():
         c.need(0 < matching["review_threshold"] < matching["link_threshold"] <= 1,

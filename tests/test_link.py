@@ -22,9 +22,11 @@ def registry(rows):
     for c in cols:
         if c not in ("date_of_birth", "birth_year"):
             reg[c] = reg[c].astype("string[pyarrow]")
-    filler = [(f"0010{80 + i % 15}{i:06d}", None, f"Trần Văn Người{i}" if False else f"Trần Văn {n}", f"19{80 + i % 15}-0{1 + i % 9}-1{i % 9}",
-               1980 + i % 15, "M", "01", "Quận 1", "Phường 1", f"HKF{i}", None)
-              for i, n in enumerate(["An", "Bình", "Cường", "Dũng", "Giang", "Hải", "Khoa", "Lâm"] * 20)]
+    given = ["An", "Bình", "Cường", "Dũng", "Giang", "Hải", "Khoa", "Lâm", "Minh", "Nam", "Phong", "Quân"]
+    family = ["Trần", "Phạm", "Vũ", "Bùi", "Đỗ", "Hồ", "Ngô", "Dương"]
+    filler = [(f"0010{50 + i % 60:02d}{i:06d}", None, f"{family[i % 8]} Văn {given[(i // 8) % 12]}",
+               f"{1950 + i % 60}-{1 + i % 12:02d}-{1 + i % 28:02d}", 1950 + i % 60, "M", "01", "Quận 1",
+               f"Phường {i % 20}", f"HKF{i}", None) for i in range(3000)]
     fill = pd.DataFrame(filler, columns=cols)
     fill["date_of_birth"] = pd.to_datetime(fill["date_of_birth"]).astype("datetime64[s]")
     fill["birth_year"] = fill["birth_year"].astype("Int16")

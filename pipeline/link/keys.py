@@ -18,3 +18,11 @@ def add_block_keys(frame: pd.DataFrame, dob_col: str) -> pd.DataFrame:
     dob = frame[dob_col]
     frame["dob_md"] = (dob.dt.month * 100 + dob.dt.day).astype("Int32")
     return frame
+
+
+def add_id_halves(frame: pd.DataFrame, column: str, head: str, tail: str) -> pd.DataFrame:
+    """First and last six digits of a 12-digit number (one typo leaves one of them intact)."""
+    ids = frame[column].where(frame[column].str.len() == 12)
+    frame[head] = ids.str[:6]
+    frame[tail] = ids.str[6:]
+    return frame

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.link.keys import add_block_keys
+from pipeline.link.keys import add_block_keys, add_id_halves
 
 # Phone and place are part of the key: rows that give only a common name must
 # not be merged across different people.
@@ -32,4 +32,5 @@ def build_profiles(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     prof["dob"] = prof["dob_date"].where(prof["dob_precision"] == "day")
     prof["id_personal"] = prof["id_number"].where(prof["id_kind"] == "personal")
     prof["id_old"] = prof["id_number"].where(prof["id_kind"] == "old")
+    prof = add_id_halves(prof, "id_personal", "id_head", "id_tail")
     return add_block_keys(prof, "dob"), profile_of_row

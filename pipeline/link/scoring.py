@@ -122,12 +122,15 @@ def level_weights(comparisons: dict, field: str, levels: np.ndarray, tf: np.ndar
     return out
 
 
-def score_pairs(pairs: pd.DataFrame, profiles: pd.DataFrame, index: RegistryIndex, model: dict) -> pd.DataFrame:
-    """Comparison levels, weights and total log2 Bayes factor of every candidate pair."""
+def score_pairs(pairs: pd.DataFrame, profiles: pd.DataFrame, index: RegistryIndex, model: dict,
+                estimate: bool = True) -> pd.DataFrame:
+    """Comparison levels, weights and total log2 Bayes factor of every candidate pair.
+
+    With `estimate`, the m probabilities are re-estimated from this batch's
+    confident links (see `estimate_m`) before the weights are applied.
+    """
     p = profiles.loc[pairs["profile"].to_numpy()].reset_index(drop=True)
     r = index.people.iloc[pairs["row"].to_numpy()].reset_index(drop=True)
-    comp = model["comparisons"]
-    floor = float(model.get("tf_floor", 1e-7))
     out = pairs.reset_index(drop=True).copy()
     out["id_level"] = id_levels(p, r)
     out["name_level"], out["name_sim"] = name_levels(p, r, model["name_close_ratio"], model["name_fuzzy_ratio"])
@@ -139,14 +142,55 @@ def score_pairs(pairs: pd.DataFrame, profiles: pd.DataFrame, index: RegistryInde
     tf_fold = index.fold_freq.reindex(p["name_fold"]).fillna(0).to_numpy()
     tf_candidate = index.fold_freq.reindex(r["name_fold"]).fillna(0).to_numpy()
     level = out["name_level"].to_numpy()
-    name_tf = np.select([level == "exact", np.isin(level, ["fold", "fold_marked"])], [tf_key, tf_fold], tf_candidate)
+    out["name_tf"] = np.select([level == "exact", np.isin(level, ["fold", "fold_marked"])], [tf_key, tf_fold], tf_candidate)
+    comparisons = estimate_m(out, model) if estimate else model["comparisons"]
+    return apply_weights(out, comparisons, index, float(model.get("tf_floor", 1e-7)))
+
+
+def apply_weights(out: pd.DataFrame, comparisons: dict, index: RegistryIndex, floor: float) -> pd.DataFrame:
+    """Per-field weights and their sum (log2 Bayes factor) from the comparison levels."""
     chance = {"sex": index.chance_agreement["sex"], "phone": index.chance_agreement["phone"],
-              "place": index.chance_agreement["place_fold"]}
+              "place": index.chance_agreement["place_fold"], "dob": index.chance_agreement["date_of_birth"],
+              "id": index.chance_agreement["person_id"]}
     total = np.zeros(len(out))
     for field in FIELDS:
-        w = level_weights(comp, field, out[f"{field}_level"].to_numpy(), name_tf if field == "name" else None,
-                          floor, chance.get(field))
+        w = level_weights(comparisons, field, out[f"{field}_level"].to_numpy(),
+                          out["name_tf"].to_numpy() if field == "name" else None, floor, chance.get(field))
         out[f"{field}_weight"] = w
         total += w
     out["log2_bf"] = total
     return out
+
+
+# For each field, the pairs whose other fields make them confident links: the
+# distribution of this field's levels among them estimates its m probabilities.
+CONFIDENT = {
+    "name": lambda d: (d["id_level"] == "exact") & (d["dob_level"] == "exact"),
+    "dob": lambda d: (d["id_level"] == "exact") & d["name_level"].isin(["exact", "fold"]),
+    "id": lambda d: d["name_level"].isin(["exact"]) & (d["dob_level"] == "exact") & d["unique_in_profile"],
+    "sex": lambda d: (d["id_level"] == "exact") & (d["name_level"] == "exact") & (d["dob_level"] == "exact"),
+}
+
+
+def estimate_m(scored: pd.DataFrame, model: dict) -> dict:
+    """m probabilities re-estimated from confident links, blended with the rules' priors.
+
+    m(level) = (count(level) + k * prior_m(level)) / (n + k) over the
+    confident pairs whose field is present, with k = `m_prior_strength`
+    pseudo-pairs; the 'missing' level stays neutral (m = u = 1).
+    """
+    k = float(model.get("m_prior_strength", 500))
+    comparisons = {f: {lv: dict(spec) for lv, spec in levels.items()} for f, levels in model["comparisons"].items()}
+    d = scored.assign(unique_in_profile=scored.groupby("profile")["row"].transform("size") == 1)
+    for field, select in CONFIDENT.items():
+        levels = comparisons[field]
+        present = d.loc[select(d) & (d[f"{field}_level"] != "missing"), f"{field}_level"]
+        counts = present.value_counts()
+        n = float(counts.sum())
+        prior_total = sum(float(spec["m"]) for lv, spec in levels.items() if lv != "missing")
+        for lv, spec in levels.items():
+            if lv == "missing":
+                continue
+            prior = float(spec["m"]) / prior_total
+            spec["m"] = (float(counts.get(lv, 0)) + k * prior) / (n + k)
+    return comparisons
