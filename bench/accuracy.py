@@ -19,6 +19,35 @@ from flows.reconcile import run_reconciliation
 from pipeline.evaluate import compare, load_corrected
 
 
+def blocking_recall(data: Path) -> tuple[float, int, float]:
+    """(share of rows whose true person is among their candidates, candidate pairs, pairs per row)."""
+    from flows.reconcile import ProvinceRun, ingest_province, list_provinces
+    from pipeline.link.index import load_index
+    from pipeline.reconcile import find_candidates, normalise
+    from pipeline.rules import default_rules
+
+    rules = default_rules()
+    index = load_index(data / "registry.parquet", rules)
+    truth = pd.read_parquet(data / "truth.parquet").set_index(["source_file", "source_row"])["true_person_id"]
+    hits = total = pairs = rows = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for code in list_provinces(data / "exports", None):
+            raw = ingest_province(ProvinceRun(code), data / "exports", Path(tmp), rules, None)
+            norm = normalise(raw, rules, dt.date(2026, 11, 26), index.tone_style, index.lexicon(rules))
+            cand = find_candidates(norm, index, rules)
+            true_pid = truth.reindex(pd.MultiIndex.from_frame(raw[["source_file", "source_row"]])).to_numpy()
+            in_reg = pd.notna(true_pid)
+            true_row = index.rows_of(pd.Series(true_pid, dtype="string[pyarrow]").fillna(""), "person_id")
+            profile = cand.profile_of_row.reindex(norm.index).fillna(-1).astype(int).to_numpy()
+            wanted = pd.DataFrame({"profile": profile[in_reg], "row": true_row[in_reg]})
+            found = wanted.merge(cand.pairs[["profile", "row"]].drop_duplicates(), how="left", indicator=True)
+            hits += int((found["_merge"] == "both").sum())
+            total += int(in_reg.sum())
+            pairs += len(cand.pairs)
+            rows += len(raw)
+    return hits / max(total, 1), pairs, pairs / max(rows, 1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--people", type=int, default=300_000)
@@ -38,6 +67,8 @@ def main() -> None:
     print(f"{'code':<20}{'precision':>10}{'recall':>10}{'F1':>8}{'tp':>8}{'fp':>6}{'fn':>6}")
     for code, s in codes.items():
         print(f"{code:<20}{s['precision']:>10.4f}{s['recall']:>10.4f}{s['f1']:>8.4f}{s['tp']:>8}{s['fp']:>6}{s['fn']:>6}")
+    recall, n_pairs, per_row = blocking_recall(data)
+    print(f"blocking recall {recall:.5f} ({n_pairs:,} candidate pairs, {per_row:.2f} per dose row)")
     print("misses (true person not linked) by damage:", json.dumps(res["misses_by_damage"], ensure_ascii=False))
     print("misses by status:", res["misses_by_status"])
     print("wrong links by damage:", json.dumps(res["wrong_links_by_damage"], ensure_ascii=False))

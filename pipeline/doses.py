@@ -36,8 +36,8 @@ def _short_intervals(d: pd.DataFrame, date: pd.Series, usable: np.ndarray, rules
     """A dose sooner after the same person's previous dose than its vaccine's minimum interval.
 
     A dose whose number exceeds its vaccine's primary series is a booster
-    and needs `booster_min_days`; without a dose number, its position in the
-    person's timeline counts.
+    and needs `booster_min_days` (the one after it `second_booster_min_days`);
+    without a dose number, its position in the person's timeline counts.
     """
     t = pd.DataFrame({"identity": d["identity"], "date": date, "vaccine": d["vaccine"],
                       "number": d["dose_number"].astype("Int32"), "pos": np.arange(len(d))})[usable]
@@ -46,8 +46,9 @@ def _short_intervals(d: pd.DataFrame, date: pd.Series, usable: np.ndarray, rules
     t["number"] = t["number"].fillna(t.groupby("identity", sort=False).cumcount() + 1)
     primary = t["vaccine"].map({k: v.primary_doses for k, v in rules.vaccines.items()})
     interval = t["vaccine"].map({k: v.min_interval_days for k, v in rules.vaccines.items()})
-    booster = (t["number"].astype("Float64") > primary.astype("Float64")).fillna(False).to_numpy(dtype=bool)
-    need = np.where(booster, rules.booster_min_days, interval.astype("Float64").fillna(0).to_numpy())
+    beyond = (t["number"].astype("Float64") - primary.astype("Float64")).fillna(0).to_numpy()
+    need = np.select([beyond >= 2, beyond >= 1], [rules.second_booster_min_days, rules.booster_min_days],
+                     interval.astype("Float64").fillna(0).to_numpy())
     gap = (t["date"] - t["prev"]).dt.days
     short = (t["prev"].notna() & interval.notna() & (gap < need)).fillna(False).to_numpy()
     out = np.zeros(len(d), dtype=bool)

@@ -52,14 +52,30 @@ def place_key(district: pd.Series, ward: pd.Series) -> pd.Series:
     return (d + "|" + w).astype("string[pyarrow]")
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """Export persons of usable rows and their candidate pairs."""
+
+    rejected: np.ndarray        # rows with neither a name nor a usable ID
+    profiles: pd.DataFrame
+    profile_of_row: pd.Series
+    pairs: pd.DataFrame
+
+
+def find_candidates(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> Candidates:
+    """Group usable rows into export persons and join them to the registry through the blocking rules."""
+    rejected = (norm["name_fold"].isna() & ~norm["id_kind"].isin(["personal", "old"])).to_numpy()
+    profiles, profile_of_row = build_profiles(norm[~rejected])
+    profiles["id_household"] = id_households(profiles, index)
+    pairs = candidate_pairs(profiles, index, rules.matching["blocking"])
+    return Candidates(rejected, profiles, profile_of_row, pairs)
+
+
 def link(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> LinkResult:
     """Group rows into export persons, find candidates, score, decide; map back to rows."""
     model = rules.matching
-    rejected = (norm["name_fold"].isna() & ~norm["id_kind"].isin(["personal", "old"])).to_numpy()
-    usable = norm[~rejected]
-    profiles, profile_of_row = build_profiles(usable)
-    profiles["id_household"] = id_households(profiles, index)
-    pairs = candidate_pairs(profiles, index, model["blocking"])
+    cand = find_candidates(norm, index, rules)
+    rejected, profiles, profile_of_row, pairs = cand.rejected, cand.profiles, cand.profile_of_row, cand.pairs
     scored = score_pairs(pairs, profiles, index, model)
     decisions, scored = decide(profiles, scored, model, index.size)
     decisions = resolve_conflicts(decisions, profiles, scored)

@@ -58,6 +58,7 @@ class Rules:
     vaccines: dict[str, Vaccine]
     vaccine_aliases: dict[str, str]         # folded alias -> canonical vaccine
     booster_min_days: int
+    second_booster_min_days: int
     campaign_start: dt.date
     dose_number_words: dict[str, int]
     placeholder_ids: frozenset[str]
@@ -206,6 +207,7 @@ def load_rules(root: Path | str | None = None) -> Rules:
         vaccines=vaccines,
         vaccine_aliases=vaccine_aliases,
         booster_min_days=int(vac.get("booster_min_days", 90)),
+        second_booster_min_days=int(vac.get("second_booster_min_days", 120)),
         campaign_start=_date(c, vac.get("campaign_start", "2021-03-08"), "vaccines.yaml: campaign_start"),
         dose_number_words={fold_key(k): int(v) for k, v in (vac.get("dose_numbers") or {}).items()},
         placeholder_ids=frozenset(str(p) for p in ids.get("placeholders") or []),

@@ -35,9 +35,12 @@ def test_duplicates_intervals_dates_and_unknown_vaccines(rules):
         ("79/c.csv", 2, "P1", "2021-07-01", "AstraZeneca", 1, "1980-01-01", 1980),  # duplicate across provinces
         ("79/c.csv", 3, "P6", "2021-10-01", "Pfizer", 1, None, 1970),
         ("79/c.csv", 4, "P6", "2021-12-01", "Pfizer", 3, None, 1970),               # booster after 61 days < 90
+        ("79/c.csv", 5, "P6", "2022-04-01", "Pfizer", 4, None, 1970),               # 2nd booster after 121 days: fine
+        ("79/c.csv", 6, "P7", "2021-06-01", "Moderna", 3, None, 1970),
+        ("79/c.csv", 7, "P7", "2021-09-15", "Moderna", 4, None, 1970),              # 2nd booster after 106 days < 120
     ])
     f = dose_flags(d, rules, RUN)
-    assert f["DOSE_DUPLICATE"].tolist() == [False, False, True, False, False, False, False, False, False, True, False, False]
-    assert f["DOSE_INTERVAL"].tolist() == [False, True, False, False, False, False, False, False, False, False, False, True]
-    assert f["DOSE_DATE_INVALID"].tolist() == [False, False, False, False, True, True, False, True, True, False, False, False]
-    assert f["VACCINE_UNKNOWN"].tolist() == [False] * 6 + [True] + [False] * 5
+    assert f["DOSE_DUPLICATE"].tolist() == [False, False, True, False, False, False, False, False, False, True, False, False, False, False, False]
+    assert f["DOSE_INTERVAL"].tolist() == [False, True, False, False, False, False, False, False, False, False, False, True, False, False, True]
+    assert f["DOSE_DATE_INVALID"].tolist() == [False, False, False, False, True, True, False, True, True, False, False, False, False, False, False]
+    assert f["VACCINE_UNKNOWN"].tolist() == [False] * 6 + [True] + [False] * 8

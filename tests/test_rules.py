@@ -25,7 +25,7 @@ def test_bad_rules_report_every_problem_at_once(tmp_path):
     shutil.copytree(ROOT / "rules", bad)
     (bad / "vaccines.yaml").write_text("vaccines:\n  X:\n    aliases: [X]\n", encoding="utf-8")
     (bad / "provinces.csv").write_text("code,name\n7,Bad\n", encoding="utf-8")
-    text = (bad / "matching.yaml").read_text(encoding="utf-8").replace("link_threshold: 0.95", "link_threshold: 0.1")
+    text = (bad / "matching.yaml").read_text(encoding="utf-8").replace("link_threshold: 0.99", "link_threshold: 0.1")
     (bad / "matching.yaml").write_text(text, encoding="utf-8")
     with pytest.raises(RulesError) as err:
         load_rules(bad)

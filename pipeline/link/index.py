@@ -107,7 +107,7 @@ def build_index(registry: pd.DataFrame, rules: Rules | None = None) -> RegistryI
     people = add_id_halves(people, "person_id", "pid_head", "pid_tail")
     style = detect_tone_style(pd.Series(uniques[: 200_000]).astype(str))
     agreement = {col: float((_freq(people[col]) ** 2).sum())
-                 for col in ("sex", "place_fold", "phone", "date_of_birth", "person_id")}
+                 for col in ("sex", "place_fold", "phone", "date_of_birth", "person_id", "household_id")}
     return RegistryIndex(people, _freq(people["name_key"]), _freq(people["name_fold"]),
                          _freq(people["given_fold"]), style, agreement)
 

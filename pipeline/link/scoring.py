@@ -97,12 +97,13 @@ def _simple(a: pd.Series, b: pd.Series, same: str, other: str) -> np.ndarray:
 
 
 def level_weights(comparisons: dict, field: str, levels: np.ndarray, tf: np.ndarray | None,
-                  tf_floor: float, chance: float | None = None) -> np.ndarray:
+                  tf_floor: float, chance: float | None = None, extra: dict[str, float] | None = None) -> np.ndarray:
     """log2(m/u) per pair.
 
     `u: tf` is the term frequency of the name in the registry; `u: freq` the
     chance that two random registry people agree on the field (sum of squared
-    value shares); `u: 1-freq` its complement.
+    value shares); `u: 1-freq` its complement; `u: freq_<column>` the chance
+    agreement of another registry column (household for the household level).
     """
     out = np.zeros(len(levels))
     for level, spec in comparisons[field].items():
@@ -117,6 +118,9 @@ def level_weights(comparisons: dict, field: str, levels: np.ndarray, tf: np.ndar
             assert chance is not None, f"{field}.{level}: freq weight needs value frequencies"
             u = chance if spec["u"] == "freq" else 1.0 - chance
             out[sel] = np.log2(m / max(u, tf_floor))
+        elif str(spec["u"]).startswith("freq_"):
+            assert extra is not None, f"{field}.{level}: needs the chance agreement of {spec['u'][5:]}"
+            out[sel] = np.log2(m / max(extra[str(spec["u"])[5:]], tf_floor))
         else:
             out[sel] = np.log2(m / float(spec["u"]))
     return out
@@ -155,7 +159,8 @@ def apply_weights(out: pd.DataFrame, comparisons: dict, index: RegistryIndex, fl
     total = np.zeros(len(out))
     for field in FIELDS:
         w = level_weights(comparisons, field, out[f"{field}_level"].to_numpy(),
-                          out["name_tf"].to_numpy() if field == "name" else None, floor, chance.get(field))
+                          out["name_tf"].to_numpy() if field == "name" else None, floor, chance.get(field),
+                          {"household": index.chance_agreement["household_id"]})
         out[f"{field}_weight"] = w
         total += w
     out["log2_bf"] = total

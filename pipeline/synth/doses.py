@@ -32,8 +32,10 @@ def make_doses(rng: np.random.Generator, people: pd.DataFrame, n_doses: int, rul
     is_boost = nth >= np.repeat(n_primary, counts)
     vaccine = np.where(is_boost, booster, np.repeat(primary, counts))
     interval = np.array([rules.vaccines[v].min_interval_days for v in vaccine])
-    gap = np.where(is_boost, rules.booster_min_days + rng.integers(0, 120, len(person)),
-                   interval + rng.integers(0, 35, len(person)))
+    second_boost = nth >= np.repeat(n_primary, counts) + 1
+    gap = np.where(second_boost, rules.second_booster_min_days + rng.integers(0, 90, len(person)),
+                   np.where(is_boost, rules.booster_min_days + rng.integers(0, 120, len(person)),
+                            interval + rng.integers(0, 35, len(person))))
     young = people.loc[who, "birth_year"].to_numpy() >= 2004
     start = np.where(young, rng.integers(200, 420, k), rng.integers(0, 330, k))
     offset = np.where(nth == 0, np.repeat(start, counts), gap)

@@ -88,9 +88,14 @@ def _truth_dose_codes(rows: pd.DataFrame, rules: Rules, run_date: dt.date) -> pd
                       "pos": np.arange(len(rows))})[valid].sort_values(["p", "d", "pos"])
     t["prev"] = t.groupby("p")["d"].shift(1)
     spec = t["v"].map(lambda v: rules.vaccines[v] if isinstance(v, str) and v in rules.vaccines else None)
-    booster = [s is not None and n > s.primary_doses for s, n in zip(spec, t["n"], strict=True)]
-    need = [rules.booster_min_days if b else (s.min_interval_days if s is not None else 0)
-            for s, b in zip(spec, booster, strict=True)]
+    def need_days(s, n):  # the contract's rule, written out independently of pipeline.doses
+        if s is None:
+            return 0
+        if n >= s.primary_doses + 2:
+            return rules.second_booster_min_days
+        return rules.booster_min_days if n > s.primary_doses else s.min_interval_days
+
+    need = [need_days(s, n) for s, n in zip(spec, t["n"], strict=True)]
     short = t["prev"].notna() & ((t["d"] - t["prev"]).dt.days < np.array(need)) & spec.notna()
     for i in range(len(rows)):
         if invalid[i]:
