@@ -16,6 +16,7 @@ from pipeline.correct import corrected_values, person_flags
 from pipeline.link.candidates import candidate_pairs
 from pipeline.link.decide import decide, resolve_conflicts
 from pipeline.link.index import RegistryIndex
+from pipeline.link.persons import pool_export_persons
 from pipeline.link.profiles import build_profiles
 from pipeline.link.scoring import score_pairs
 from pipeline.normalize.records import normalize_exports
@@ -79,6 +80,7 @@ def link(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> LinkResult:
     scored = score_pairs(pairs, profiles, index, model)
     decisions, scored = decide(profiles, scored, model, index.size)
     decisions = resolve_conflicts(decisions, profiles, scored)
+    decisions = pool_export_persons(profiles, decisions, index)
     log.info("link: %d rows, %d export persons, %d candidate pairs", len(norm), len(profiles), len(pairs))
     rows = norm.copy()
     rows["rejected"] = rejected

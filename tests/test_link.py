@@ -45,7 +45,8 @@ REG = registry([
 def run_rows(rows):
     cols = ["full_name", "date_of_birth", "sex", "id_number", "phone", "ward"]
     raw = pd.DataFrame(rows, columns=cols)
-    for c in ("address", "district", "dose_date", "dose_number", "vaccine", "lot_number", "site"):
+    raw["district"] = "Quận 2"
+    for c in ("address", "dose_date", "dose_number", "vaccine", "lot_number", "site"):
         raw[c] = None
     raw = raw.astype("string[pyarrow]")
     raw["source_file"] = "01/t.csv"
@@ -100,3 +101,16 @@ def test_rows_with_neither_name_nor_id_are_rejected():
     assert out["status"].tolist() == ["rejected", "rejected"]
     assert out["codes"].tolist() == [["ID_MISSING"], ["ID_INVALID"]]
     assert out["match_reason"].str.contains("không").all()
+
+
+def test_a_row_that_lost_its_id_follows_the_same_persons_other_rows():
+    """Alone, 'Lê Thị Lan 14/02/1990' without an ID is a namesake case; with her other dose
+    (same place, with her ID) it is her."""
+    out = run_rows([
+        ("Lê Thị Lan", "14/02/1990", "Nữ", "001190000003", None, "Phường 3"),
+        ("Lê Thị Lan", "14/02/1990", "Nữ", None, None, "Phường 3"),
+        ("Lê Thị Lan", "14/02/1990", "Nữ", None, None, "Phường 7"),   # elsewhere: still undecided
+    ])
+    assert out["person_id"].tolist()[:2] == ["001190000003", "001190000003"]
+    assert out["match_reason"].iloc[1].startswith("cùng người")
+    assert out["status"].iloc[2] == "review"
