@@ -149,3 +149,47 @@ def test_state_store_keeps_run_history(sample_run):
     history = StateStore(default_url(out)).history()
     assert {h["province"] for h in history} == {"01", "66", "79"}
     assert all(h["status"] == "ok" for h in history)
+
+
+def test_a_decision_about_a_person_no_longer_in_the_registry_is_reported_not_applied(tmp_path):
+    from flows.reconcile import run_reconciliation
+    from pipeline.state import Decision, StateStore, default_url
+
+    out = tmp_path / "out"
+    first = run_reconciliation(SAMPLE / "registry.parquet", SAMPLE / "exports", out, ["66"], RUN_DATE, validate=False)
+    assert first.exit_code in (0, 3)
+    df = pd.read_parquet(out / "corrected" / "66.parquet")
+    case = df["case_key"].iloc[0]
+    before = df[df["case_key"] == case][["status", "person_id"]].reset_index(drop=True)
+    StateStore(default_url(out)).add_decisions([Decision("66", case, "001999999990", ("001999999990",), "x", "2026-11-26", "66.xlsx"),
+                                                Decision("66", "Xgone", "none", (), "x", "2026-11-26", "66.xlsx")])
+    again = run_reconciliation(SAMPLE / "registry.parquet", SAMPLE / "exports", out, ["66"], RUN_DATE, validate=False)
+    assert again.provinces["66"].decisions == {"applied": 0, "stale_person": 1, "stale_case": 1}
+    after = pd.read_parquet(out / "corrected" / "66.parquet")
+    assert after[after["case_key"] == case][["status", "person_id"]].reset_index(drop=True).equals(before)
+
+
+def test_row_conservation_violation_names_the_file():
+    import pyarrow as pa
+
+    from flows.reconcile import ProvinceRun, check_conservation
+
+    run = ProvinceRun("79")
+    run.frame = pd.DataFrame({"source_file": ["79/a.csv", "79/a.csv", "79/b.csv"], "source_row": [2, 3, 2]})
+    table = pa.table({"source_file": ["79/a.csv", "79/b.csv"], "source_row": [2, 2]})
+    with pytest.raises(RuntimeError, match="79/a.csv"):
+        check_conservation(run, table)
+
+
+def test_postgresql_state_store_round_trip():
+    """Needs a PostgreSQL server: VAXRECON_TEST_PG_URL, e.g. postgresql+psycopg://postgres@localhost/postgres."""
+    import os
+
+    url = os.environ.get("VAXRECON_TEST_PG_URL")
+    if not url:
+        pytest.skip("no PostgreSQL server configured (set VAXRECON_TEST_PG_URL); SQLite is tested everywhere else")
+    from pipeline.state import Decision, StateStore
+
+    store = StateStore(url)
+    store.add_decisions([Decision("79", "Xpg", "none", (), "tester", "2026-11-26", "79.xlsx")])
+    assert store.decisions("79")["Xpg"].decided_by == "tester"

@@ -14,6 +14,7 @@ import csv
 import datetime as dt
 import io
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,23 +79,26 @@ def _check_required(mapping: dict[int, str], rules: Rules) -> None:
         raise IngestError("no column for the name (Họ và tên) or the ID number (Số CMND/CCCD)")
 
 
-def _table_rows(rows: Sequence[Sequence[object]], first_number: int, rules: Rules,
+def _table_rows(rows: Sequence[Sequence[object]], numbers_of: Sequence[int], rules: Rules, unit: str = "rows",
                 ) -> tuple[list[list[str | None]], list[int], int, dict[int, str], list[object]]:
-    """Header detection and data-row extraction shared by spreadsheet-like readers."""
+    """Header detection and data-row extraction shared by every text-table reader.
+
+    `numbers_of[k]` is the row (or line) number a person sees for raw row k.
+    """
     found = find_header(rows, rules)
     if found is None:
         raise IngestError(f"no header row naming at least {rules.min_known_columns} known columns "
-                          f"in the first {rules.header_search_rows} rows")
+                          f"in the first {rules.header_search_rows} {unit}")
     offset, mapping = found
     _check_required(mapping, rules)
     out_rows: list[list[str | None]] = []
     numbers: list[int] = []
-    for k, row in enumerate(rows[offset + 1 :], start=offset + 1):
-        texts = [cell_text(v) for v in row]
+    for k in range(offset + 1, len(rows)):
+        texts = [cell_text(v) for v in rows[k]]
         if any(t is not None for t in texts):
             out_rows.append(texts)
-            numbers.append(first_number + k)
-    return out_rows, numbers, first_number + offset, mapping, list(rows[offset])
+            numbers.append(numbers_of[k])
+    return out_rows, numbers, numbers_of[offset], mapping, list(rows[offset])
 
 
 def read_xlsx(path: Path, rules: Rules) -> ReadResult:
@@ -105,7 +109,7 @@ def read_xlsx(path: Path, rules: Rules) -> ReadResult:
         rows = sheet.to_python(skip_empty_area=False)
     except Exception as exc:  # calamine raises its own error types for every kind of damage
         raise IngestError(f"not a readable XLSX workbook: {exc}") from exc
-    out_rows, numbers, header_no, mapping, header = _table_rows(rows, 1, rules)
+    out_rows, numbers, header_no, mapping, header = _table_rows(rows, range(1, len(rows) + 1), rules)
     return ReadResult(_frame(out_rows, numbers, mapping), "xlsx", None, header_no,
                       {c: str(header[i]) for i, c in mapping.items()})
 
@@ -144,8 +148,6 @@ def read_csv(path: Path, rules: Rules) -> ReadResult:
         text = raw.decode(codec)
     except UnicodeDecodeError as exc:
         raise IngestError(f"cannot decode as {label}: {exc}") from exc
-    import unicodedata
-
     text = unicodedata.normalize("NFC", text) if codec == "cp1258" else text
     delim = sniff_delimiter(text.splitlines()[:30])
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
@@ -159,22 +161,9 @@ def read_csv(path: Path, rules: Rules) -> ReadResult:
             rows.append(row)
     except csv.Error as exc:
         raise IngestError(f"line {reader.line_num}: malformed CSV: {exc}") from exc
-    found = find_header(rows, rules)
-    if found is None:
-        raise IngestError(f"no header row naming at least {rules.min_known_columns} known columns "
-                          f"in the first {rules.header_search_rows} lines")
-    offset, mapping = found
-    _check_required(mapping, rules)
-    out_rows: list[list[str | None]] = []
-    numbers: list[int] = []
-    for k in range(offset + 1, len(rows)):
-        texts = [v if v.strip() else None for v in rows[k]]
-        if any(t is not None for t in texts):
-            out_rows.append(texts)
-            numbers.append(starts[k])
-    header = rows[offset]
-    return ReadResult(_frame(out_rows, numbers, mapping), "csv", label, starts[offset],
-                      {c: header[i] for i, c in mapping.items()})
+    out_rows, numbers, header_no, mapping, header = _table_rows(rows, starts, rules, "lines")
+    return ReadResult(_frame(out_rows, numbers, mapping), "csv", label, header_no,
+                      {c: str(header[i]) for i, c in mapping.items()})
 
 
 def read_parquet(path: Path, rules: Rules) -> ReadResult:
