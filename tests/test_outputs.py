@@ -177,7 +177,7 @@ def test_row_conservation_violation_names_the_file():
     run = ProvinceRun("79")
     run.frame = pd.DataFrame({"source_file": ["79/a.csv", "79/a.csv", "79/b.csv"], "source_row": [2, 3, 2]})
     table = pa.table({"source_file": ["79/a.csv", "79/b.csv"], "source_row": [2, 2]})
-    with pytest.raises(RuntimeError, match="79/a.csv"):
+    with pytest.raises(RuntimeError, match=r"79/a\.csv"):
         check_conservation(run, table)
 
 
