@@ -212,6 +212,7 @@ def run_reconciliation(registry: Path, exports: Path, out: Path, provinces: list
     """Reconcile every province folder of `exports` against `registry`, writing under `out`."""
     started = dt.datetime.now(dt.UTC)
     run_date = run_date or dt.date.today()
+    out = Path(out).resolve()
     rules = load_rules(rules_dir)
     validator = Validator(out / "validation", load_specs(rules.source_dir)) if validate else None
     state = StateStore(state_url or default_url(out))

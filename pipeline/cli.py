@@ -102,6 +102,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (RegistryError, RulesError) as exc:
         logging.getLogger("vaxrecon").error("%s", exc)
         return EXIT_FAILED
+    except Exception:  # report a stage that failed for every province, then exit 1 as the contract says
+        logging.getLogger("vaxrecon").exception("the run could not be completed")
+        return EXIT_FAILED
     for code, prov in result.provinces.items():
         logging.getLogger("vaxrecon").info("province %s: %s", code, prov.error or prov.rows_by_status)
     return result.exit_code

@@ -75,7 +75,8 @@ class Validator:
         self.ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.ctx.add_data_docs_site(site_name="vaxrecon", site_config={
             "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(self.docs_dir)},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                              "base_directory": str(self.docs_dir.resolve())},
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}})
         self.source = self.ctx.data_sources.add_pandas("exports")
 

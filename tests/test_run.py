@@ -122,3 +122,15 @@ def test_usage_errors_and_unreadable_registry(tmp_path):
                  "--out", str(tmp_path / "o")]) == 1
     assert main(["run", "--registry", str(SAMPLE / "registry.parquet"), "--exports", str(tmp_path / "none"),
                  "--out", str(tmp_path / "o")]) == 2
+
+
+def test_relative_output_folder(tmp_path, monkeypatch):
+    """`make demo` passes a relative --out: every writer must cope."""
+    from pipeline.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", "--registry", str(SAMPLE / "registry.parquet"), "--exports", str(SAMPLE / "exports"),
+                 "--out", "out/demo", "--province", "66"])
+    assert code == 0
+    assert (tmp_path / "out" / "demo" / "validation" / "index.html").exists()
+    assert (tmp_path / "out" / "demo" / "corrected" / "66.parquet").exists()

@@ -29,7 +29,7 @@ from pipeline.rules import Rules
 
 CANONICAL = ("full_name", "date_of_birth", "sex", "id_number", "phone", "address", "district", "ward",
              "dose_date", "dose_number", "vaccine", "lot_number", "site")
-KIND_BY_SUFFIX = {".csv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx", ".parquet": "parquet"}
+KIND_BY_SUFFIX = {".csv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx", ".xls": "xlsx", ".parquet": "parquet"}
 
 
 class IngestError(Exception):
@@ -102,7 +102,7 @@ def _table_rows(rows: Sequence[Sequence[object]], numbers_of: Sequence[int], rul
 
 
 def read_xlsx(path: Path, rules: Rules) -> ReadResult:
-    """First sheet of a workbook, read with calamine (Rust)."""
+    """First sheet of a workbook (.xlsx, or a legacy .xls), read with calamine (Rust)."""
     try:
         book = python_calamine.CalamineWorkbook.from_path(str(path))
         sheet = book.get_sheet_by_index(0)
@@ -197,7 +197,7 @@ def read_export(path: Path, rules: Rules) -> ReadResult:
     """Read one export file of any supported kind; raise IngestError naming the problem."""
     kind = KIND_BY_SUFFIX.get(path.suffix.lower())
     if kind is None:
-        raise IngestError(f"unsupported file kind {path.suffix!r} (expected .xlsx, .csv, .txt or .parquet)")
+        raise IngestError(f"unsupported file kind {path.suffix!r} (expected .xlsx, .xls, .csv, .txt or .parquet)")
     if path.stat().st_size == 0:
         raise IngestError("empty file")
     reader = {"xlsx": read_xlsx, "csv": read_csv, "parquet": read_parquet}[kind]
