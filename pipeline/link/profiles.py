@@ -14,7 +14,7 @@ from pipeline.link.keys import add_block_keys, add_id_halves
 # Phone and place are part of the key: rows that give only a common name must
 # not be merged across different people.
 PROFILE_KEY = ["name_key", "dob_date", "dob_year", "sex", "id_number", "id_kind", "phone", "place_fold"]
-CARRIED = ["full_name", "name_fold", "given_fold", "family_variant", "family_fold", "dob_precision",
+CARRIED = ["full_name", "name_fold", "given_fold", "family_variant", "family_fold", "middle_fold", "dob_precision",
            "dob_swappable", "id_sex", "id_birth_year", "id_structure_ok", "name_valid"]
 
 

@@ -148,8 +148,10 @@ def person_damage(rng: np.random.Generator, persons: pd.DataFrame, people: pd.Da
     written_dob = true_dob.copy()
     year_only = np.zeros(n, dtype=bool) | reg_dob.isna().to_numpy() & (rng.random(n) < 0.6)
     shift = np.where(rng.random(n) < 0.5, -1, 1)
-    yo = dob_kind == "dob_year_off"
-    written_dob[yo] = true_dob[yo] + pd.to_timedelta(np.where(shift[yo] > 0, 365, -365), unit="D")
+    yo = (dob_kind == "dob_year_off") & ~((month == 2) & (day == 29))
+    dob_kind[(dob_kind == "dob_year_off") & ~yo] = None
+    written_dob[yo] = pd.to_datetime(pd.DataFrame({"year": true_dob[yo].dt.year + shift[yo], "month": month[yo],
+                                                   "day": day[yo]}))  # the year mistyped, day and month kept
     sw = dob_kind == "dob_swap"
     written_dob[sw] = pd.to_datetime(pd.DataFrame({"year": true_dob[sw].dt.year, "month": day[sw], "day": month[sw]}))
     od = dob_kind == "dob_other_day"
