@@ -67,6 +67,8 @@ def main() -> None:
     print(f"{'code':<20}{'precision':>10}{'recall':>10}{'F1':>8}{'tp':>8}{'fp':>6}{'fn':>6}")
     for code, s in codes.items():
         print(f"{code:<20}{s['precision']:>10.4f}{s['recall']:>10.4f}{s['f1']:>8.4f}{s['tp']:>8}{s['fp']:>6}{s['fn']:>6}")
+    print("calibration (links by match_score band: count, observed precision):",
+          json.dumps(res["calibration"], ensure_ascii=False))
     recall, n_pairs, per_row = blocking_recall(data)
     print(f"blocking recall {recall:.5f} ({n_pairs:,} candidate pairs, {per_row:.2f} per dose row)")
     print("misses (true person not linked) by damage:", json.dumps(res["misses_by_damage"], ensure_ascii=False))

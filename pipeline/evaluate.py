@@ -40,6 +40,9 @@ def compare(corrected: pd.DataFrame, truth: pd.DataFrame) -> dict[str, Any]:
         codes[code] = {"tp": tp, "fp": fp, "fn": fn, "precision": round(prec, 4), "recall": round(rec, 4),
                        "f1": round(2 * prec * rec / max(prec + rec, 1e-9), 4)}
     res["codes"] = codes
+    bands = pd.cut(m.loc[linked, "match_score"], [0.0, 0.99, 0.995, 0.999, 0.9999, 1.0001], right=False)
+    cal = pd.DataFrame({"band": bands, "ok": correct[linked]}).groupby("band", observed=True)["ok"].agg(["size", "mean"])
+    res["calibration"] = {str(k): {"links": int(v["size"]), "precision": round(float(v["mean"]), 5)} for k, v in cal.iterrows()}
     missed = m[in_reg & ~correct.fillna(False)]
     kinds = missed["damage"].map(lambda d: ",".join(sorted(d)) if len(d) else "none")
     res["misses_by_damage"] = kinds.value_counts().head(15).to_dict()
