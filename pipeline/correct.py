@@ -1,12 +1,10 @@
-"""Corrected values, statuses and the person-level error codes of contract 3.3."""
+"""Corrected values and the person-level error codes of contract 3.3."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from pipeline.codes import code_lists
 from pipeline.rules import PERSON_CODES
 
 
@@ -54,19 +52,3 @@ def corrected_values(rows: pd.DataFrame, reg: pd.DataFrame, linked: np.ndarray) 
         "sex": reg["sex"].where(lk, rows["sex"]).astype("string[pyarrow]"),
         "id_number": reg["person_id"].where(lk, own_id).astype("string[pyarrow]"),
     }, index=rows.index)
-
-
-def statuses(decision_status: pd.Series, rejected: np.ndarray, person_codes: pa.ListArray) -> np.ndarray:
-    """matched | corrected | review | unmatched | rejected per row."""
-    import pyarrow.compute as pc
-
-    has_code = np.asarray(pc.list_value_length(person_codes).to_numpy(zero_copy_only=False)) > 0
-    ds = decision_status.to_numpy()
-    # Person-level codes that need no registry person do not make a link "corrected"
-    # unless they describe a real difference; any code on a linked row does.
-    return np.select([rejected, ds == "linked", ds == "review"],
-                     ["rejected", np.where(has_code, "corrected", "matched"), "review"], "unmatched")
-
-
-def person_code_lists(flags: dict[str, np.ndarray], n: int) -> pa.ListArray:
-    return code_lists(flags, n)

@@ -37,11 +37,3 @@ def candidate_pairs(profiles: pd.DataFrame, index: RegistryIndex, blocking: list
         parts.append(pairs)
     allpairs = pd.concat(parts, ignore_index=True)
     return allpairs.drop_duplicates(["profile", "row"], keep="first").reset_index(drop=True)
-
-
-def blocking_recall(pairs: pd.DataFrame, truth: pd.DataFrame) -> float:
-    """Share of true (profile, row) pairs present among the candidates."""
-    if truth.empty:
-        return 1.0
-    hit = truth.merge(pairs[["profile", "row"]], on=["profile", "row"], how="left", indicator=True)
-    return float((hit["_merge"] == "both").mean())

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xlsxwriter
+import yaml
 
 from pipeline.normalize.encodings import encode_legacy
 from pipeline.rules import Rules
@@ -67,9 +68,6 @@ KINDS = [
 
 def make_specs(rng: np.random.Generator, province: str, n_files: int, rules: Rules) -> list[FileSpec]:
     """`n_files` file specs cycling through every kind, with varied headers and spellings."""
-    aliases: dict[str, list[str]] = {}
-    for folded, canonical in rules.header_aliases.items():
-        aliases.setdefault(canonical, []).append(folded)
     originals = _original_aliases(rules)
     specs = []
     order = rng.permutation(len(KINDS))
@@ -94,8 +92,6 @@ def make_specs(rng: np.random.Generator, province: str, n_files: int, rules: Rul
 
 def _original_aliases(rules: Rules) -> dict[str, list[str]]:
     """Header texts as written in rules/headers.yaml (with diacritics), by canonical column."""
-    import yaml
-
     data = yaml.safe_load((rules.source_dir / "headers.yaml").read_text(encoding="utf-8"))
     return {k: list(v) for k, v in data["columns"].items()}
 

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from pipeline.rules import Rules, default_rules
 from pipeline.synth.damage import expected_person_codes, person_damage
 from pipeline.synth.doses import make_doses
-from pipeline.synth.files import make_specs, render_rows, write_file
+from pipeline.synth.files import KINDS, make_specs, render_rows, write_file
 from pipeline.synth.people import REGISTRY_COLUMNS, make_people
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ def generate(cfg: SynthConfig, rules: Rules | None = None) -> dict[str, int]:
     truth_parts = []
     for prov in provinces:
         rows = doses[doses["vax_province"] == prov]
-        n_files = max(len(make_specs_kinds()), len(rows) // cfg.rows_per_file)
+        n_files = max(len(KINDS), len(rows) // cfg.rows_per_file)  # every kind in every province
         specs = make_specs(rng, prov, n_files, rules)
         which = rng.integers(0, len(specs), len(rows))
         for k, spec in enumerate(specs):
@@ -185,13 +185,6 @@ def generate(cfg: SynthConfig, rules: Rules | None = None) -> dict[str, int]:
     if cfg.corrupt_files:
         _write_corrupt(exports, provinces[0])
     return {"registry": len(registry), "dose_rows": len(truth), "files": truth["source_file"].nunique()}
-
-
-def make_specs_kinds() -> list[int]:
-    """One file per kind at least, so every kind appears in every province."""
-    from pipeline.synth.files import KINDS
-
-    return list(range(len(KINDS)))
 
 
 def _write_corrupt(exports: Path, province: str) -> None:
