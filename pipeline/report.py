@@ -101,8 +101,17 @@ def rows_for(df: pd.DataFrame, group: Group, rules: Rules) -> pd.DataFrame:
     return sub
 
 
+def print_setup(ws: xlsxwriter.worksheet.Worksheet) -> None:
+    """Landscape, one page wide, header row on every printed page: officers print these lists."""
+    ws.set_landscape()
+    ws.set_paper(9)  # A4
+    ws.fit_to_pages(1, 0)
+    ws.repeat_rows(0)
+
+
 def _write_sheet(wb: xlsxwriter.Workbook, name: str, rows: pd.DataFrame, fmt: dict) -> None:
     ws = wb.add_worksheet(name)
+    print_setup(ws)
     for j, (title, _, width) in enumerate(COLUMNS):
         ws.write_string(0, j, title, fmt["header"])
         ws.set_column(j, j, width)
@@ -134,6 +143,7 @@ def _csv(rows: pd.DataFrame) -> str:
 def _summary(wb: xlsxwriter.Workbook, df: pd.DataFrame, province: str, rules: Rules, run_date: dt.date,
              files_read: Iterable[str], quarantined: list[dict[str, str]], fmt: dict) -> None:
     ws = wb.add_worksheet("Tổng hợp")
+    print_setup(ws)
     ws.set_column(0, 0, 48)
     ws.set_column(1, 2, 18)
     ws.write_string(0, 0, f"BÁO CÁO ĐỐI CHIẾU DỮ LIỆU TIÊM CHỦNG – {rules.provinces.get(province, province)} ({province})", fmt["title"])

@@ -20,7 +20,7 @@ import xlsxwriter
 
 from pipeline.link.index import RegistryIndex
 from pipeline.output import atomic_write
-from pipeline.report import SEX_VI, safe_text
+from pipeline.report import SEX_VI, print_setup, safe_text
 from pipeline.state import Decision
 from pipeline.text import fold_key
 
@@ -49,6 +49,21 @@ def _id_agree(written: object, person_id: object, old_id: object) -> str:
     return "khớp" if str(written) in known else "khác"
 
 
+def _year_text(value: object) -> str:
+    return "" if value is None or pd.isna(value) else str(int(float(str(value))))
+
+
+def _dob_agree(row: pd.Series, person: pd.Series) -> str:
+    """Full dates where both sides have one, else the years."""
+    a, b = _dob_text(row["date_of_birth"]), _dob_text(person["date_of_birth"])
+    if a and b:
+        return "khớp" if a == b else "khác"
+    ya, yb = _year_text(row["birth_year"]), _year_text(person["birth_year"])
+    if not ya or not yb:
+        return "?"
+    return "khớp (năm)" if ya == yb else "khác"
+
+
 def _dob_text(value: object) -> str:
     return "" if value is None or pd.isna(value) else pd.Timestamp(value).strftime("%d/%m/%Y")
 
@@ -62,7 +77,8 @@ def build_cases(df: pd.DataFrame, index: RegistryIndex) -> pd.DataFrame:
         first = grp.iloc[0]
         where = "; ".join(f"{f} dòng {r}" for f, r in zip(grp["source_file"], grp["source_row"], strict=True))
         cands = list(first["candidate_ids"])
-        lines.append({"kind": PERSON, "case": key, "pid": "", "name": first["full_name"], "dob": _dob_text(first["date_of_birth"]) or str(first["birth_year"] if pd.notna(first["birth_year"]) else ""),
+        lines.append({"kind": PERSON, "case": key, "pid": "", "name": first["full_name"],
+                      "dob": _dob_text(first["date_of_birth"]) or _year_text(first["birth_year"]),
                       "sex": SEX_VI.get(first["sex"], ""), "id": first["original_id_number"] or "", "where": where,
                       "score": float(first["match_score"]), "cands": cands})
         rows = index.rows_of(pd.Series(cands, dtype="string[pyarrow]"), "person_id")
@@ -71,10 +87,11 @@ def build_cases(df: pd.DataFrame, index: RegistryIndex) -> pd.DataFrame:
                 continue
             p = people.iloc[int(row)]
             ids = str(p["person_id"]) + (f" / {p['old_id']}" if pd.notna(p["old_id"]) else "")
-            lines.append({"kind": CANDIDATE, "case": key, "pid": pid, "name": p["full_name"], "dob": _dob_text(p["date_of_birth"]) or str(p["birth_year"]),
+            lines.append({"kind": CANDIDATE, "case": key, "pid": pid, "name": p["full_name"],
+                          "dob": _dob_text(p["date_of_birth"]) or _year_text(p["birth_year"]),
                           "sex": SEX_VI.get(p["sex"], ""), "id": ids, "where": "", "score": None, "cands": [],
                           "agree": (_agree(fold_key(str(first["full_name"] or "")), fold_key(str(p["full_name"]))),
-                                    _agree(_dob_text(first["date_of_birth"]) or None, _dob_text(p["date_of_birth"]) or None),
+                                    _dob_agree(first, p),
                                     _agree(first["sex"], p["sex"]),
                                     _id_agree(first["id_number"], p["person_id"], p["old_id"]))})
     return pd.DataFrame(lines)
@@ -91,6 +108,7 @@ def write_review(df: pd.DataFrame, province: str, path: Path, index: RegistryInd
         person = wb.add_format({"bold": True, "bg_color": "#F2F2F2"})
         decide = wb.add_format({"bg_color": "#FFF2CC", "border": 1, "locked": False})
         ws = wb.add_worksheet("Cần xem xét")
+        print_setup(ws)
         for j, h in enumerate(HEADERS):
             ws.write_string(0, j, h, head)
         ws.set_column(0, 2, 10)

@@ -193,3 +193,12 @@ def test_postgresql_state_store_round_trip():
     store = StateStore(url)
     store.add_decisions([Decision("79", "Xpg", "none", (), "tester", "2026-11-26", "79.xlsx")])
     assert store.decisions("79")["Xpg"].decided_by == "tester"
+
+
+def test_review_lines_show_years_as_years():
+    from pipeline.review import _dob_agree, _year_text
+
+    assert _year_text(2016.0) == "2016"
+    row = pd.Series({"date_of_birth": None, "birth_year": 2016.0})
+    assert _dob_agree(row, pd.Series({"date_of_birth": pd.Timestamp("2016-05-20"), "birth_year": 2016})) == "khớp (năm)"
+    assert _dob_agree(row, pd.Series({"date_of_birth": pd.Timestamp("2015-05-20"), "birth_year": 2015})) == "khác"
