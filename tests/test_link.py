@@ -114,3 +114,12 @@ def test_a_row_that_lost_its_id_follows_the_same_persons_other_rows():
     assert out["person_id"].tolist()[:2] == ["001190000003", "001190000003"]
     assert out["match_reason"].iloc[1].startswith("cùng người")
     assert out["status"].iloc[2] == "review"
+
+
+def test_birth_date_agreement_is_measured_within_name_groups():
+    from pipeline.link.index import _pair_agreement_within
+
+    people = pd.DataFrame({"name": ["a", "a", "a", "b", "b"],
+                           "dob": pd.to_datetime(["2000-01-01", "2000-01-01", "1990-05-05", "1980-01-01", None])})
+    # name a: 3 pairs, 1 shares a date; name b: 1 pair, none (one date unknown)
+    assert _pair_agreement_within(people, "name", "dob") == 1 / 4

@@ -89,6 +89,15 @@ def _freq(keys: pd.Series) -> pd.Series:
     return (counts / max(len(keys), 1)).astype("float64")
 
 
+def _pair_agreement_within(people: pd.DataFrame, group: str, column: str) -> float:
+    """P(two registry people agree on `column` | they share `group`), over all such pairs."""
+    sizes = people.groupby(group, observed=True).size()
+    both = people.dropna(subset=[column]).groupby([group, column], observed=True).size()
+    pairs = float((sizes * (sizes - 1) / 2).sum())
+    same = float((both * (both - 1) / 2).sum())
+    return same / pairs if pairs else 0.0
+
+
 def build_index(registry: pd.DataFrame, rules: Rules | None = None) -> RegistryIndex:
     """Compute name keys (each distinct name once) and frequencies."""
     rules = rules or default_rules()
@@ -108,6 +117,7 @@ def build_index(registry: pd.DataFrame, rules: Rules | None = None) -> RegistryI
     style = detect_tone_style(pd.Series(uniques[: 200_000]).astype(str))
     agreement = {col: float((_freq(people[col]) ** 2).sum())
                  for col in ("sex", "place_fold", "phone", "date_of_birth", "person_id", "household_id")}
+    agreement["date_of_birth|name"] = _pair_agreement_within(people, "name_fold", "date_of_birth")
     return RegistryIndex(people, _freq(people["name_key"]), _freq(people["name_fold"]),
                          _freq(people["given_fold"]), style, agreement)
 

@@ -161,6 +161,12 @@ def apply_weights(out: pd.DataFrame, comparisons: dict, index: RegistryIndex, fl
         w = level_weights(comparisons, field, out[f"{field}_level"].to_numpy(),
                           out["name_tf"].to_numpy() if field == "name" else None, floor, chance.get(field),
                           {"household": index.chance_agreement["household_id"]})
+        if field == "dob":
+            # People who share a name share a birth date more often than strangers (names follow
+            # birth cohorts): where the names agree, u(exact date) is measured within name groups.
+            named = out["name_level"].isin(["exact", "fold", "fold_marked"]).to_numpy() & (out["dob_level"] == "exact").to_numpy()
+            within = max(index.chance_agreement["date_of_birth|name"], chance["dob"])
+            w = np.where(named, w - np.log2(within / chance["dob"]), w)
         out[f"{field}_weight"] = w
         total += w
     out["log2_bf"] = total
