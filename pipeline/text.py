@@ -31,3 +31,13 @@ def fold_series(values: pd.Series) -> pd.Series:
     s = s.str.replace("đ", "d", regex=False).str.replace("ð", "d", regex=False)
     s = s.str.normalize("NFD").str.replace(r"[\u0300-\u036f]", "", regex=True)
     return s
+
+
+def regex_replace(values: pd.Series, pattern: str, replacement: str) -> pd.Series:
+    """Regex replacement with backreferences (\\1) in Arrow's RE2 kernel, not a Python loop."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(values.astype("string[pyarrow]").array)
+    out = pc.replace_substring_regex(arr, pattern=pattern, replacement=replacement)
+    return pd.Series(pd.array(out, dtype="string[pyarrow]"), index=values.index)

@@ -8,6 +8,7 @@ table of all 134 Vietnamese letters in each encoding.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,29 +19,18 @@ from pipeline.rules import Rules, default_rules
 
 @dataclass(frozen=True)
 class _Trie:
-    """Greedy longest-match converter from one encoding's strings to Unicode."""
+    """Longest-match converter from one encoding's strings to Unicode (one compiled regex)."""
 
     table: dict[str, str]
-    longest: int
+    pattern: re.Pattern[str]
 
     def convert(self, text: str) -> str:
-        out: list[str] = []
-        i, n = 0, len(text)
-        while i < n:
-            for size in range(min(self.longest, n - i), 0, -1):
-                hit = self.table.get(text[i : i + size])
-                if hit is not None:
-                    out.append(hit)
-                    i += size
-                    break
-            else:
-                out.append(text[i])
-                i += 1
-        return "".join(out)
+        return self.pattern.sub(lambda m: self.table[m.group(0)], text)
 
 
 def _make_trie(pairs: dict[str, str]) -> _Trie:
-    return _Trie(pairs, max(len(k) for k in pairs))
+    keys = sorted(pairs, key=len, reverse=True)  # regex alternation tries the longest first
+    return _Trie(pairs, re.compile("|".join(re.escape(k) for k in keys)))
 
 
 @lru_cache(maxsize=2)

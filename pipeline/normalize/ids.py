@@ -6,6 +6,7 @@ import pandas as pd
 
 from pipeline.normalize.distinct import by_distinct
 from pipeline.rules import Rules, default_rules
+from pipeline.text import regex_replace
 
 _SCI = r"^(\d)(?:[.,](\d+))?[eE]\+?(\d+)$"
 KINDS = ("personal", "old", "placeholder", "invalid", "missing")
@@ -23,7 +24,7 @@ def _repair(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     s = s.mask(kept, sci[0] + frac)
     reason = reason.mask(is_sci & ~kept, "scientific notation lost digits")
     s = s.mask(is_sci & ~kept)
-    s = s.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)       # Excel number cell 79093001234.0
+    s = regex_replace(s, r"^(\d+)\.0+$", r"\1")                # Excel number cell 79093001234.0
     s = s.str.replace(r"[.\-_/,]", "", regex=True)               # 079.093.001.234, 079-093-...
     not_digits = s.notna() & ~s.str.fullmatch(r"\d+").fillna(False)
     reason = reason.mask(not_digits & reason.isna(), "not a number")

@@ -17,7 +17,7 @@ import pandas as pd
 from pipeline.normalize.distinct import by_distinct
 from pipeline.normalize.encodings import decoders
 from pipeline.rules import Rules, default_rules
-from pipeline.text import TONE_MARKS, fold_series
+from pipeline.text import TONE_MARKS, fold_series, regex_replace
 
 _INIT = "(?:ngh|ng|nh|ch|gh|gi|kh|ph|qu|th|tr|b|c|d|đ|g|h|k|l|m|n|p|r|s|t|v|x)?"
 _NUC = (
@@ -126,33 +126,38 @@ def _rank(text: str, lexicon: frozenset[str]) -> tuple[bool, int, int, int]:
     return (is_valid_vietnamese(clean), known, sum(is_valid_vietnamese(w) for w in words), -foreign)
 
 
-def repair_one(text: str, rules: Rules | None = None, lexicon: frozenset[str] = frozenset()) -> tuple[str, str]:
+def repair_one(text: str, rules: Rules | None = None, lexicon: frozenset[str] = frozenset(),
+               order: list[str] | None = None) -> tuple[str, str]:
     """Repair one name that is not valid Vietnamese, or whose words are unknown; return (text, encoding).
 
     Every decoding is ranked by (valid Vietnamese, words found in the
     lexicon of registered names, valid words). A name that is valid as it
     stands is only replaced by a decoding that is valid and made entirely of
-    known words.
+    known words. `order`, if given, is the order to try decoders in; the one
+    that succeeds moves to its front (names arrive file by file, and a file
+    is typed in one font).
     """
-    best, best_label = text, "unknown"
-    best_rank = _rank(text, lexicon)
-    original_valid = best_rank[0]
-    if original_valid:
-        best_label = "unicode"
-    for label, decode in decoders(rules).items():
+    table = decoders(rules)
+    order = order if order is not None else list(table)
+    outputs: list[tuple[str, str]] = []
+    for label in list(order):
         if label == "viqr" and not _VIQR_HINT.search(text):
             continue
-        out = decode(text)
+        out = table[label](text)
         if not out or out == text:
             continue
         out = _ETH_INITIAL.sub(r"\1Đ", unicodedata.normalize("NFC", out))
-        rank = _rank(out, lexicon)
         marked = [w for w in _canon_spaces(out).split() if not w.isascii()]
-        all_known = all(tone_key(w) in lexicon for w in marked)
-        if original_valid and not (rank[0] and all_known):
-            continue
-        if rank[0] and all_known:
+        if all(tone_key(w) in lexicon for w in marked) and is_valid_vietnamese(_canon_spaces(out)):
+            order.remove(label)
+            order.insert(0, label)
             return out, label  # valid and every word a registered name word: nothing can rank higher
+        outputs.append((label, out))
+    if is_valid_vietnamese(_canon_spaces(text)):
+        return text, "unicode"  # valid as it stands and no decoding is better: keep it
+    best, best_label, best_rank = text, "unknown", _rank(text, lexicon)
+    for label, out in outputs:
+        rank = _rank(out, lexicon)
         if rank > best_rank:
             best, best_label, best_rank = out, label, rank
     return best, best_label
@@ -219,7 +224,7 @@ def canonical_names(values: pd.Series, rules: Rules | None = None, style: str = 
     lexicon = lexicon if lexicon is not None else default_lexicon(rules)
     s = values.astype("string[pyarrow]").str.normalize("NFC").str.replace(r"[ \t\r\n]+", " ", regex=True).str.strip(" ")
     s = s.mask(s == "")
-    s = s.str.replace(_ETH_INITIAL.pattern, r"\1Đ", regex=True)
+    s = regex_replace(s, _ETH_INITIAL.pattern, r"\1Đ")
     valid = _valid_mask(s.fillna(""))
     non_ascii = s.str.contains(r"[^\x00-\x7f]", regex=True).fillna(False).astype(bool)
     viqr = s.str.contains(_VIQR_HINT.pattern, regex=True).fillna(False).astype(bool)
@@ -227,7 +232,8 @@ def canonical_names(values: pd.Series, rules: Rules | None = None, style: str = 
     todo = s.notna() & (((~valid | unknown_words) & non_ascii) | viqr)
     encoding = pd.Series("unicode", index=s.index, dtype="string[pyarrow]")
     if todo.any():
-        fixed = [repair_one(str(t), rules, lexicon) for t in s[todo]]
+        order = list(decoders(rules))
+        fixed = [repair_one(str(t), rules, lexicon, order) for t in s[todo]]
         s = s.copy()
         s[todo] = [f for f, _ in fixed]
         encoding[todo] = [e for _, e in fixed]
@@ -251,9 +257,8 @@ def _unknown_words(s: pd.Series, lexicon: frozenset[str]) -> pd.Series:
 
 
 def _capitalise(s: pd.Series) -> pd.Series:
-    """Each word capitalised ('h'hen' -> "H'Hen", 'đặng' -> 'Đặng')."""
-    low = s.str.lower()
-    return low.str.replace(r"(^|[ '\-])(\w)", lambda m: m.group(1) + m.group(2).upper(), regex=True)
+    """Each word capitalised ('h'hen' -> "H'Hen", 'đặng' -> 'Đặng'), by Arrow's utf8_title."""
+    return s.astype("string[pyarrow]").str.title()
 
 
 def name_keys(full_name: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
@@ -267,7 +272,7 @@ def name_keys(full_name: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
     """
     rules = rules or default_rules()
     low = full_name.astype("string[pyarrow]").str.lower().str.normalize("NFD")
-    key = low.str.replace(f"([^ {TONE_MARKS}]*)([{TONE_MARKS}])([^ ]*)", r"\1\3\2", regex=True)
+    key = regex_replace(low, f"([^ {TONE_MARKS}]*)([{TONE_MARKS}])([^ ]*)", r"\1\3\2")
     fold = fold_series(full_name)
     parts = fold.str.split(" ")
     family = parts.str[0]
@@ -335,6 +340,10 @@ def file_font_rows(raw: pd.Series, encoding: pd.Series, source_file: pd.Series) 
     if not rows.any():
         return pd.DataFrame(columns=["text", "encoding"])
     tables = decoders()
-    text = [tables[f](str(t)) for t, f in zip(raw[rows], font[rows], strict=True)]
+    pairs = pd.DataFrame({"raw": raw[rows].astype(str), "font": font[rows]})
+    distinct = pairs.drop_duplicates()
+    decoded = pd.Series([tables[f](t) for t, f in zip(distinct["raw"], distinct["font"], strict=True)],
+                        index=pd.MultiIndex.from_frame(distinct), dtype="string[pyarrow]")
+    text = decoded.reindex(pd.MultiIndex.from_frame(pairs)).to_numpy()
     return pd.DataFrame({"text": pd.Series(text, index=raw.index[rows.to_numpy()], dtype="string[pyarrow]"),
                          "encoding": font[rows]})
