@@ -16,13 +16,13 @@ from pipeline.correct import corrected_values, person_flags
 from pipeline.link.candidates import candidate_pairs
 from pipeline.link.decide import decide, resolve_conflicts
 from pipeline.link.index import RegistryIndex
+from pipeline.link.keys import place_key
 from pipeline.link.persons import pool_export_persons
 from pipeline.link.profiles import build_profiles
 from pipeline.link.scoring import score_pairs
 from pipeline.normalize.records import normalize_exports
 from pipeline.rules import PERSON_CODES, Rules
 from pipeline.state import Decision
-from pipeline.text import fold_series
 
 log = logging.getLogger(__name__)
 REJECT_REASON = "không có họ tên và không có số giấy tờ hợp lệ: không thể đối chiếu"
@@ -44,13 +44,6 @@ def normalise(raw: pd.DataFrame, rules: Rules, run_date: dt.date, style: str,
     norm["dob"] = norm["dob_date"].where(norm["dob_precision"] == "day")
     norm["place_fold"] = place_key(raw["district"], raw["ward"])
     return norm
-
-
-def place_key(district: pd.Series, ward: pd.Series) -> pd.Series:
-    """Folded 'district|ward' (ward names such as 'Phường 3' repeat across districts)."""
-    d = fold_series(district).str.replace(r"[^a-z0-9]", "", regex=True)
-    w = fold_series(ward).str.replace(r"[^a-z0-9]", "", regex=True)
-    return (d + "|" + w).astype("string[pyarrow]")
 
 
 @dataclass(frozen=True)
@@ -191,7 +184,7 @@ def assemble(raw: pd.DataFrame, result: LinkResult, index: RegistryIndex, provin
         "lot_number": raw["lot_number"], "site": raw["site"], "phone": rows["phone"],
         "id_kind": rows["id_kind"], "name_encoding": rows["name_encoding"], "case_key": rows["case_key"],
     }, index=rows.index)
-    out["identity"] = identity_keys(rows.assign(rejected=rows["rejected"]), values["person_id"])
+    out["identity"] = identity_keys(rows, values["person_id"])
     out.attrs["person_codes"] = code_lists(flags, len(out))
     return out
 

@@ -181,6 +181,7 @@ def write_report(df: pd.DataFrame, province: str, folder: Path, rules: Rules, ru
                  files_read: Iterable[str], quarantined: list[dict[str, str]]) -> Path:
     """Write reports/<PP>/bao_cao_<PP>.xlsx and one UTF-8-with-BOM CSV per list."""
     path = folder / f"bao_cao_{province}.xlsx"
+    lists = [(group, rows_for(df, group, rules)) for group in GROUPS]  # computed once, written twice
 
     def build(tmp: Path) -> None:
         wb = xlsxwriter.Workbook(str(tmp), {"constant_memory": True, "strings_to_numbers": False,
@@ -188,12 +189,12 @@ def write_report(df: pd.DataFrame, province: str, folder: Path, rules: Rules, ru
         fmt = {"header": wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True}),
                "date": wb.add_format({"num_format": "dd/mm/yyyy"}), "title": wb.add_format({"bold": True, "font_size": 13})}
         _summary(wb, df, province, rules, run_date, files_read, quarantined, fmt)
-        for group in GROUPS:
-            _write_sheet(wb, group.sheet, rows_for(df, group, rules), fmt)
+        for group, rows in lists:
+            _write_sheet(wb, group.sheet, rows, fmt)
         wb.close()
 
     atomic_write(path, build)
-    for group in GROUPS:
-        data = _csv(rows_for(df, group, rules)).encode("utf-8-sig")
+    for group, rows in lists:
+        data = _csv(rows).encode("utf-8-sig")
         atomic_write(folder / f"{group.slug}.csv", partial(Path.write_bytes, data=data))
     return path

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from pipeline.link.keys import add_block_keys, add_id_halves
+from pipeline.link.keys import add_block_keys, add_id_halves, place_key
 from pipeline.normalize.names import default_lexicon, detect_tone_style, name_keys, tone_key
 from pipeline.rules import Rules, default_rules
 
@@ -109,8 +109,6 @@ def build_index(registry: pd.DataFrame, rules: Rules | None = None) -> RegistryI
     dob = people["date_of_birth"]
     people["dob_swapped"] = _swap(dob)
     people["row"] = np.arange(len(people), dtype=np.int64)
-    from pipeline.reconcile import place_key
-
     people["place_fold"] = place_key(people["district"], people["ward"])
     people = add_block_keys(people, "date_of_birth")
     people = add_id_halves(people, "person_id", "pid_head", "pid_tail")

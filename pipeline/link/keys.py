@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from pipeline.text import fold_series
+
 
 def add_block_keys(frame: pd.DataFrame, dob_col: str) -> pd.DataFrame:
     """Add `name_sorted` (tokens sorted), `name_joined` (no spaces) and `dob_md` (month*100+day)."""
@@ -26,3 +28,10 @@ def add_id_halves(frame: pd.DataFrame, column: str, head: str, tail: str) -> pd.
     frame[head] = ids.str[:6]
     frame[tail] = ids.str[6:]
     return frame
+
+
+def place_key(district: pd.Series, ward: pd.Series) -> pd.Series:
+    """Folded 'district|ward' (ward names such as 'Phường 3' repeat across districts)."""
+    d = fold_series(district).str.replace(r"[^a-z0-9]", "", regex=True)
+    w = fold_series(ward).str.replace(r"[^a-z0-9]", "", regex=True)
+    return (d + "|" + w).astype("string[pyarrow]")
