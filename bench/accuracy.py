@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.common import dataset
-from flows.reconcile import run_reconciliation
+from flows.nightly import nightly_reconciliation
 from pipeline.evaluate import compare, load_corrected
 
 
@@ -57,7 +57,7 @@ def main() -> None:
     data = dataset(args.people, args.doses, seed=args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        run_reconciliation(data / "registry.parquet", data / "exports", Path(tmp), run_date=dt.date(2026, 11, 26))
+        nightly_reconciliation(data / "registry.parquet", data / "exports", Path(tmp), run_date=dt.date(2026, 11, 26))
         seconds = time.perf_counter() - t
         res = compare(load_corrected(Path(tmp)), pd.read_parquet(data / "truth.parquet"))
     codes = res.pop("codes")

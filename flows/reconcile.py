@@ -1,38 +1,53 @@
-"""The reconciliation run: ingest, normalise, link, dose checks, write.
+"""The stages of a night's reconciliation, as units of work on storage.
 
-`run_reconciliation` is what `vaxrecon run` and the nightly flow execute.
-A province that fails is reported with its reason; the others complete.
+`flows/nightly.py` wires these into the Prefect flow. Each stage reads what
+it needs from disk and writes its result atomically, so a province's work can
+run in any process (a Dask worker reads the registry itself), a crashed run
+resumes from the stages that finished, and an unchanged province is reused.
+
+    OUT/work/<PP>/linked.parquet    stage 1: ingest → normalise → link (per province)
+    OUT/work/<PP>/prepare.json      its summary and fingerprint (written last)
+    OUT/work/<PP>/dose_codes.parquet  stage 2: dose checks (all provinces together)
+    OUT/work/<PP>/finish.json       stage 3: validation and outputs (written last)
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
+import json
 import logging
+import shutil
+import tempfile
 import time
-import traceback
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+import pipeline
 from pipeline.codes import code_lists, merge_code_lists
 from pipeline.doses import dose_flags
 from pipeline.ingest import IngestError, read_export
 from pipeline.link.index import RegistryIndex, load_index
-from pipeline.output import quarantine, write_json, write_parquet
+from pipeline.output import quarantine, replace_dir, tree_digest, write_json, write_parquet
 from pipeline.reconcile import apply_decisions, assemble, link, normalise, to_arrow
 from pipeline.report import write_report
 from pipeline.review import write_review
 from pipeline.rules import ALL_CODES, STATUSES, Rules, load_rules
-from pipeline.state import Decision, StateStore, default_url
+from pipeline.state import Decision
 from pipeline.validate import Validator, codes_frame, input_frame, load_specs, output_frame
 
 log = logging.getLogger("vaxrecon")
 EXPORT_SUFFIXES = {".csv", ".txt", ".xlsx", ".xlsm", ".parquet", ".xls"}
+DOSE_COLUMNS = ["source_file", "source_row", "identity", "dose_date", "vaccine", "dose_number", "date_of_birth",
+                "birth_year"]
 
 
 @dataclass
@@ -42,37 +57,41 @@ class ProvinceRun:
     code: str
     files_read: list[str] = field(default_factory=list)
     files_quarantined: list[dict[str, str]] = field(default_factory=list)
+    rows_read_by_file: dict[str, int] = field(default_factory=dict)
     rows: int = 0
+    profiles: int = 0
     rows_by_status: dict[str, int] = field(default_factory=dict)
     rows_by_code: dict[str, int] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     error: str | None = None
-    frame: pd.DataFrame | None = None
-    person_codes: pa.ListArray | None = None
     validation_failures: list[str] = field(default_factory=list)
     review_cases: int = 0
     decisions: dict[str, int] = field(default_factory=dict)
+    fingerprint: str = ""
+    reused: str | None = None   # None, "linking" (stage 1 reused) or "all" (outputs reused)
+    reused_from: str | None = None
+    computed_in: int | None = None   # the run that wrote the outputs
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.error else "reused" if self.reused == "all" else "ok"
 
     def summary(self) -> dict[str, Any]:
         return {
             "files_read": self.files_read, "files_quarantined": self.files_quarantined,
             "rows": self.rows, "rows_by_status": self.rows_by_status, "rows_by_code": self.rows_by_code,
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
-            "status": "failed" if self.error else "ok", "error": self.error,
+            "status": self.status, "error": self.error, "reused": self.reused, "reused_from": self.reused_from,
             "validation_failures": self.validation_failures, "review_cases": self.review_cases,
-            "review_decisions": self.decisions,
+            "review_decisions": self.decisions, "input_hash": self.fingerprint,
         }
 
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
-@dataclass
-class RunResult:
-    provinces: dict[str, ProvinceRun]
-    summary: dict[str, Any]
-
-    @property
-    def exit_code(self) -> int:
-        bad = any(p.error or p.files_quarantined for p in self.provinces.values())
-        return 3 if bad else 0
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProvinceRun:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 class _Timer:
@@ -86,6 +105,12 @@ class _Timer:
         self.sink[self.name] = self.sink.get(self.name, 0.0) + time.perf_counter() - self.t0
 
 
+# ---------------------------------------------------------------- paths and fingerprints
+
+def work_dir(out: Path, code: str) -> Path:
+    return out / "work" / code
+
+
 def list_provinces(exports: Path, only: list[str] | None) -> list[str]:
     found = sorted(p.name for p in exports.iterdir() if p.is_dir() and p.name.isdigit() and len(p.name) == 2)
     return [p for p in found if not only or p in only]
@@ -95,6 +120,69 @@ def export_files(folder: Path) -> list[Path]:
     """Files of a province folder (and its sub-folders), hidden files and temporaries skipped."""
     return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith((".", "~$")))
 
+
+def registry_files(registry: Path) -> list[Path]:
+    return sorted(registry.rglob("*.parquet")) if registry.is_dir() else [registry]
+
+
+def content_digest(paths: list[Path], root: Path) -> str:
+    """Content hash of files, computed afresh every run (timestamps are never trusted)."""
+    return tree_digest(paths, root)
+
+
+def run_inputs_digest(registry: Path, rules_dir: Path, validate: bool) -> str:
+    """What every province depends on: registry content, rules, code version, validation on or off."""
+    reg = content_digest(registry_files(registry), registry if registry.is_dir() else registry.parent)
+    rules = content_digest(sorted(p for p in rules_dir.rglob("*") if p.is_file()), rules_dir)
+    return hashlib.blake2b(f"{reg}|{rules}|{pipeline.__version__}|{validate}".encode(), digest_size=16).hexdigest()
+
+
+def province_fingerprint(code: str, exports: Path, common: str, run_date: dt.date,
+                         decisions: dict[str, Decision]) -> str:
+    """Stage 1 depends on the province's files, the common inputs, the run year (two-digit-year pivot)
+    and the officers' review decisions for the province."""
+    files = content_digest(export_files(exports / code), exports)
+    dec = json.dumps(sorted((d.case_key, d.decision, d.candidates) for d in decisions.values()))
+    text = f"{code}|{files}|{common}|{run_date.year}|{dec}"
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def finish_fingerprint(prepared: ProvinceRun, dose_digest: str) -> str:
+    return hashlib.blake2b(f"{prepared.fingerprint}|{dose_digest}".encode(), digest_size=16).hexdigest()
+
+
+def stored_run(path: Path, fingerprint: str) -> ProvinceRun | None:
+    """The stored summary at `path` if it was made from the same fingerprint."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return ProvinceRun.from_json(data) if data.get("fingerprint") == fingerprint else None
+
+
+def province_outputs(out: Path, code: str, validate: bool) -> list[Path]:
+    files = [out / "corrected" / f"{code}.parquet", out / "reports" / code / f"bao_cao_{code}.xlsx",
+             out / "review" / f"{code}.xlsx"]
+    return [*files, out / "validation" / code / "output" / "index.html"] if validate else files
+
+
+# ---------------------------------------------------------------- shared, loaded once per process
+
+@functools.lru_cache(maxsize=2)
+def rules_for(rules_dir: Path) -> Rules:
+    return load_rules(rules_dir)
+
+
+@functools.lru_cache(maxsize=1)
+def index_for(registry: Path, rules_dir: Path, common: str) -> RegistryIndex:
+    """The registry index, built once per process (a Dask worker builds its own from storage)."""
+    t0 = time.perf_counter()
+    index = load_index(registry, rules_for(rules_dir))
+    log.info("registry: %d people indexed in %.1f s", index.size, time.perf_counter() - t0)
+    return index
+
+
+# ---------------------------------------------------------------- stage 1: ingest, normalise, link
 
 def ingest_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules,
                     validator: Validator | None) -> pd.DataFrame:
@@ -118,6 +206,7 @@ def ingest_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules,
         frame.insert(0, "source_file", rel)
         frames.append(frame)
         run.files_read.append(rel)
+        run.rows_read_by_file[rel] = len(frame)
         log.info("%s: %d rows (%s%s)", rel, len(frame), result.kind, f", {result.encoding}" if result.encoding else "")
     if not frames:
         from pipeline.ingest.readers import CANONICAL
@@ -127,132 +216,134 @@ def ingest_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules,
     return pd.concat(frames, ignore_index=True)
 
 
-def reconcile_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules, index: RegistryIndex,
-                       run_date: dt.date, validator: Validator | None, decisions: dict[str, Decision]) -> None:
-    """Stages up to the corrected table (dose checks need every province, so they come later)."""
+def _validator(out: Path, rules: Rules, validate: bool) -> tuple[Validator | None, Path | None]:
+    """A Validator writing its pages into a fresh folder that replaces the old one when complete."""
+    if not validate:
+        return None, None
+    (out / "validation").mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".pages-", dir=out / "validation"))
+    return Validator(tmp, load_specs(rules.source_dir)), tmp
+
+
+def prepare_province(code: str, exports: Path, out: Path, rules_dir: Path, registry: Path, common: str,
+                     run_date: dt.date, decisions: dict[str, Decision], validate: bool,
+                     fingerprint: str) -> ProvinceRun:
+    """Stage 1 for one province: ingest, normalise, link; write OUT/work/<PP>/linked.parquet."""
+    rules = rules_for(rules_dir)
+    index = index_for(registry, rules_dir, common)
+    run = ProvinceRun(code, fingerprint=fingerprint)
     t = run.stage_seconds
-    with _Timer(t, "ingest"):
-        raw = ingest_province(run, exports, out, rules, validator)
-    with _Timer(t, "normalise"):
-        norm = normalise(raw, rules, run_date, index.tone_style, index.lexicon(rules))
-    with _Timer(t, "link"):
-        result = link(norm, index, rules)
-        run.decisions = apply_decisions(result, decisions, index)
-        frame = assemble(raw, result, index, run.code)
-    run.person_codes = frame.attrs.pop("person_codes")
-    run.frame = frame
-    run.rows = len(frame)
+    validator, pages = _validator(out, rules, validate)
+    try:
+        with _Timer(t, "ingest"):
+            raw = ingest_province(run, exports, out, rules, validator)
+        with _Timer(t, "normalise"):
+            norm = normalise(raw, rules, run_date, index.tone_style, index.lexicon(rules))
+        with _Timer(t, "link"):
+            result = link(norm, index, rules)
+            run.decisions = apply_decisions(result, decisions, index)
+            frame = assemble(raw, result, index, code)
+        person_codes = frame.attrs.pop("person_codes")
+        run.rows, run.profiles = len(frame), result.n_profiles
+        table = pa.Table.from_pandas(frame, preserve_index=False).append_column("person_codes", person_codes)
+        write_parquet(table, work_dir(out, code) / "linked.parquet")
+        if validator is not None and pages is not None:
+            validator.build_docs()
+            replace_dir(pages, out / "validation" / code / "input")
+    finally:
+        if pages is not None and pages.exists():
+            shutil.rmtree(pages, ignore_errors=True)
+    write_json(run.to_json(), work_dir(out, code) / "prepare.json")   # last: marks stage 1 complete
     log.info("province %s: %d rows read from %d files, %d quarantined; %d export persons",
-             run.code, len(frame), len(run.files_read), len(run.files_quarantined), result.n_profiles)
+             code, run.rows, len(run.files_read), len(run.files_quarantined), result.n_profiles)
+    return run
 
 
-def apply_dose_checks(runs: list[ProvinceRun], rules: Rules, run_date: dt.date) -> dict[str, pa.ListArray]:
-    """Dose codes over all provinces together (a duplicate may cross provinces)."""
-    frames = [r.frame.assign(_prov=r.code, _pos=range(len(r.frame))) for r in runs if r.frame is not None]
-    if not frames:
+# ---------------------------------------------------------------- stage 2: dose checks, all provinces
+
+def dose_checks(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date) -> dict[str, str]:
+    """Dose codes over all provinces together (a duplicate may cross provinces).
+
+    Writes OUT/work/<PP>/dose_codes.parquet; returns a digest of each province's codes.
+    """
+    if not codes:
         return {}
-    cols = ["source_file", "source_row", "identity", "dose_date", "vaccine", "dose_number", "date_of_birth",
-            "birth_year", "_prov", "_pos"]
-    allrows = pd.concat([f[cols] for f in frames], ignore_index=True)
+    frames = []
+    for code in codes:
+        part = pq.read_table(work_dir(out, code) / "linked.parquet", columns=DOSE_COLUMNS).to_pandas()
+        frames.append(part.assign(_prov=code, _pos=range(len(part))))
+    allrows = pd.concat(frames, ignore_index=True)
     allrows = allrows.sort_values(["source_file", "source_row"], kind="stable").reset_index(drop=True)
-    flags = dose_flags(allrows, rules, run_date)
-    out = {}
-    for r in runs:
-        if r.frame is None:
-            continue
-        sel = (allrows["_prov"] == r.code).to_numpy()
+    flags = dose_flags(allrows, rules_for(rules_dir), run_date)
+    digests = {}
+    for code, part in zip(codes, frames, strict=True):
+        sel = (allrows["_prov"] == code).to_numpy()
         order = allrows.loc[sel, "_pos"].to_numpy()
-        sub = {k: v[sel] for k, v in flags.items()}
-        back = {k: pd.Series(v, index=order).sort_index().to_numpy() for k, v in sub.items()}
-        out[r.code] = code_lists(back, len(r.frame))
-    return out
+        back = {k: pd.Series(v[sel], index=order).sort_index().to_numpy() for k, v in flags.items()}
+        table = pa.table({"dose_codes": code_lists(back, len(part))})
+        write_parquet(table, work_dir(out, code) / "dose_codes.parquet")
+        digests[code] = hashlib.blake2b(json.dumps(table.column(0).to_pylist()).encode(), digest_size=16).hexdigest()
+    return digests
 
 
-def write_province(run: ProvinceRun, dose_codes: pa.ListArray, out: Path, rules: Rules, index: RegistryIndex,
-                   run_date: dt.date, validator: Validator | None) -> None:
-    """Validate, then write the corrected Parquet, the error report and the review queue."""
-    assert run.frame is not None and run.person_codes is not None
+# ---------------------------------------------------------------- stage 3: validate and write
+
+def check_conservation(rows_read_by_file: dict[str, int], table: pa.Table) -> None:
+    """Data rows read per file = rows written per file, each (file, row) once; raises naming the files."""
+    files = pd.Series(table.column("source_file").to_pylist(), dtype=object)
+    rows = pd.Series(table.column("source_row").to_pylist(), dtype=object)
+    written = files.value_counts()
+    bad = sorted(f for f in set(rows_read_by_file) | set(written.index)
+                 if int(written.get(f, 0)) != int(rows_read_by_file.get(f, 0)))
+    if bad:
+        raise RuntimeError(f"row conservation violated: rows read ≠ rows written for {', '.join(bad)}")
+    if pd.DataFrame({"f": files, "r": rows}).duplicated().any():
+        raise RuntimeError("row conservation violated: duplicate (source_file, source_row) keys")
+
+
+def validate_output(df: pd.DataFrame, code: str, out: Path, rules: Rules, rows_read: int) -> list[str]:
+    """Run the output suites; write their pages to OUT/validation/<PP>/output; return the failures."""
+    validator, pages = _validator(out, rules, True)
+    assert validator is not None and pages is not None
+    try:
+        failed = validator.run("output", f"{code}-output", output_frame(df), {"rows_read": rows_read})
+        failed += validator.run("output_codes", f"{code}-output-codes", codes_frame(df))
+        validator.build_docs()
+        replace_dir(pages, out / "validation" / code / "output")
+    finally:
+        if pages.exists():
+            shutil.rmtree(pages, ignore_errors=True)
+    return failed
+
+
+def finish_province(prepared: ProvinceRun, out: Path, rules_dir: Path, registry: Path, common: str,
+                    run_date: dt.date, validate: bool, fingerprint: str, run_id: int) -> ProvinceRun:
+    """Stage 3 for one province: merge the codes, validate, write corrected records, report and review queue."""
+    rules = rules_for(rules_dir)
+    index = index_for(registry, rules_dir, common)
+    run = ProvinceRun.from_json(prepared.to_json())
+    code = run.code
     with _Timer(run.stage_seconds, "validate"):
-        codes = merge_code_lists(run.person_codes, dose_codes, ALL_CODES)
-        table = to_arrow(run.frame, codes)
-        check_conservation(run, table)
+        linked = pq.read_table(work_dir(out, code) / "linked.parquet")
+        dose_codes = pq.read_table(work_dir(out, code) / "dose_codes.parquet").column(0).combine_chunks()
+        person_codes = linked.column("person_codes").combine_chunks()
+        frame = linked.drop_columns(["person_codes"]).to_pandas()
+        table = to_arrow(frame, merge_code_lists(person_codes, dose_codes, ALL_CODES))
+        check_conservation(run.rows_read_by_file, table)
         df = table.to_pandas()
-        if validator is not None:
-            failed = validator.run("output", f"{run.code}-output", output_frame(df), {"rows_read": run.rows})
-            failed += validator.run("output_codes", f"{run.code}-output-codes", codes_frame(df))
+        if validate:
+            failed = validate_output(df, code, out, rules, sum(run.rows_read_by_file.values()))
             if failed:
                 run.validation_failures += failed
                 raise RuntimeError(f"output expectations failed: {failed}")
     with _Timer(run.stage_seconds, "write"):
-        write_report(df, run.code, out / "reports" / run.code, rules, run_date, run.files_read, run.files_quarantined)
-        run.review_cases = write_review(df, run.code, out / "review" / f"{run.code}.xlsx", index)
-        write_parquet(table, out / "corrected" / f"{run.code}.parquet")  # last: present only when all succeeded
-    status = pd.Series(table.column("status").to_pylist()).value_counts()
+        write_report(df, code, out / "reports" / code, rules, run_date, run.files_read, run.files_quarantined)
+        run.review_cases = write_review(df, code, out / "review" / f"{code}.xlsx", index)
+        write_parquet(table, out / "corrected" / f"{code}.parquet")
+    status = pd.Series(table.column("status").to_pylist(), dtype=object).value_counts()
     run.rows_by_status = {s: int(status.get(s, 0)) for s in STATUSES}
-    flat = pc.list_flatten(table.column("error_codes")).to_pylist()
-    counts = Counter(flat)
+    counts = Counter(pc.list_flatten(table.column("error_codes")).to_pylist())
     run.rows_by_code = {c: int(counts.get(c, 0)) for c in ALL_CODES}
-
-
-def check_conservation(run: ProvinceRun, table: pa.Table) -> None:
-    """Data rows read per file = rows written per file, each (file, row) once."""
-    files = pd.Series(table.column("source_file").to_pylist())
-    rows = pd.Series(table.column("source_row").to_pylist())
-    assert run.frame is not None
-    read = run.frame.groupby("source_file", observed=True).size()
-    written = files.value_counts()
-    bad = [f for f in read.index if int(written.get(f, 0)) != int(read[f])]
-    if bad or pd.DataFrame({"f": files, "r": rows}).duplicated().any():
-        raise RuntimeError(f"row conservation violated for {bad or 'duplicate (file, row) keys'}")
-
-
-def run_reconciliation(registry: Path, exports: Path, out: Path, provinces: list[str] | None = None,
-                       run_date: dt.date | None = None, rules_dir: Path | None = None,
-                       state_url: str | None = None, validate: bool = True) -> RunResult:
-    """Reconcile every province folder of `exports` against `registry`, writing under `out`."""
-    started = dt.datetime.now(dt.UTC)
-    run_date = run_date or dt.date.today()
-    out = Path(out).resolve()
-    rules = load_rules(rules_dir)
-    validator = Validator(out / "validation", load_specs(rules.source_dir)) if validate else None
-    state = StateStore(state_url or default_url(out))
-    t0 = time.perf_counter()
-    index = load_index(registry, rules)
-    index_seconds = time.perf_counter() - t0
-    log.info("registry: %d people indexed in %.1f s", index.size, index_seconds)
-    run_id = state.start_run(started.isoformat(timespec="seconds"), run_date, index.size)
-    runs: list[ProvinceRun] = []
-    for code in list_provinces(exports, provinces):
-        run = ProvinceRun(code)
-        runs.append(run)
-        try:
-            reconcile_province(run, exports, out, rules, index, run_date, validator, state.decisions(code))
-        except Exception as exc:  # isolate the province; reported in run.json and the exit code
-            run.error = f"{type(exc).__name__}: {exc}"
-            run.frame = None
-            log.error("province %s failed: %s\n%s", code, run.error, traceback.format_exc())
-    ok_runs = [r for r in runs if r.error is None]
-    t1 = time.perf_counter()
-    dose_codes = apply_dose_checks(ok_runs, rules, run_date)
-    dose_seconds = time.perf_counter() - t1
-    for run in ok_runs:
-        run.stage_seconds["dose_checks"] = dose_seconds
-        try:
-            write_province(run, dose_codes[run.code], out, rules, index, run_date, validator)
-        except Exception as exc:  # a failed write or conservation check fails this province only
-            run.error = f"{type(exc).__name__}: {exc}"
-            log.error("province %s failed at write: %s", run.code, run.error)
-    summary: dict[str, Any] = {
-        "started_at": started.isoformat(timespec="seconds"),
-        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "run_date": run_date.isoformat(),
-        "registry": {"path": str(registry), "people": index.size, "index_seconds": round(index_seconds, 3)},
-        "provinces": {r.code: r.summary() for r in runs},
-    }
-    if validator is not None:
-        summary["validation"] = str(validator.build_docs().relative_to(out))
-    result = RunResult({r.code: r for r in runs}, summary)
-    state.finish_run(run_id, summary["finished_at"], result.exit_code, summary["provinces"])
-    summary["run_id"] = run_id
-    write_json(summary, out / "run.json")
-    return result
+    run.fingerprint, run.computed_in = fingerprint, run_id
+    write_json(run.to_json(), work_dir(out, code) / "finish.json")   # last: marks the outputs complete
+    return run

@@ -1,4 +1,4 @@
-"""Command line: `vaxrecon run`, `vaxrecon synth`."""
+"""Command line: `vaxrecon run`, `review apply`, `serve`, `synth`."""
 
 from __future__ import annotations
 
@@ -53,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="state store (run history, review decisions): a SQLAlchemy URL such as "
                           "sqlite:////data/vaxrecon.sqlite or postgresql://user@host/db; default OUT/state.sqlite")
     run.add_argument("--no-validate", action="store_true", help="skip the Great Expectations suites (faster, for trials)")
+    run.add_argument("--force", action="store_true",
+                     help="recompute every province, even those whose files, registry, rules and review "
+                          "decisions are unchanged since their last successful run (default: reuse them)")
+    scale = run.add_mutually_exclusive_group()
+    scale.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="run provinces in parallel on a local Dask cluster of N worker processes")
+    scale.add_argument("--dask-address", default=None, metavar="tcp://HOST:PORT",
+                       help="run provinces on an existing Dask cluster (its workers must see the same files)")
 
     review = sub.add_parser("review", help="read back a review queue an officer has filled in",
                             description="Officers answer OUT/review/<PP>.xlsx: in the column QUYẾT ĐỊNH they put the "
@@ -64,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--by", required=True, help="who decided (name or account of the officer)")
     apply.add_argument("--state", default=None, metavar="URL",
                        help="state store URL; default: state.sqlite in the run's OUT folder (the file's parent's parent)")
+
+    serve = sub.add_parser("serve", help="serve the nightly deployment declared in flows/prefect.yaml",
+                           description="Register the nightly deployment (schedule, time zone and parameters from "
+                                       "flows/prefect.yaml and its config file) with the Prefect server at "
+                                       "PREFECT_API_URL and run it on schedule until stopped (Ctrl+C). "
+                                       "`make serve` starts a local server first.")
+    serve.add_argument("--prefect-file", type=Path, default=None, help="default: the project's flows/prefect.yaml")
+    serve.add_argument("--check", action="store_true", help="only check the deployment declaration and print it")
 
     synth = sub.add_parser("synth", help="generate a synthetic registry and export files with ground truth",
                            description="Write OUT/registry.parquet, OUT/exports/<PP>/* and OUT/truth.parquet.")
@@ -82,32 +98,62 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+                        format="%(asctime)s %(levelname)-7s %(name)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "prefect", "great_expectations", "urllib3", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from flows.reconcile import run_reconciliation
     from pipeline.link.index import RegistryError
     from pipeline.rules import RulesError
 
+    log = logging.getLogger("vaxrecon")
     if not args.exports.is_dir():
-        logging.getLogger("vaxrecon").error("exports folder not found: %s", args.exports)
+        log.error("exports folder not found: %s", args.exports)
         return EXIT_USAGE
+    if args.workers is not None and args.workers < 1:
+        log.error("--workers must be at least 1")
+        return EXIT_USAGE
+    from flows.server import api, start_early
+
+    server = start_early()   # Prefect's temporary server boots while the pipeline loads
+    from flows.nightly import with_runner
+
+    if server is not None and not args.no_validate:
+        import great_expectations  # noqa: F401  (3 s of imports, overlapped with the server's start)
+
     provinces = sorted({c for group in args.province for c in group}) if args.province else None
     try:
-        result = run_reconciliation(args.registry, args.exports, args.out, provinces, args.run_date, args.rules,
-                                    state_url=args.state, validate=not args.no_validate)
+        with api(server):
+            summary = with_runner(args.workers, args.dask_address)(
+                registry=args.registry, exports=args.exports, out=args.out, provinces=provinces,
+                run_date=args.run_date, rules=args.rules, state=args.state, validate=not args.no_validate,
+                force=args.force)
     except (RegistryError, RulesError) as exc:
+        log.error("%s", exc)
+        return EXIT_FAILED
+    except Exception:  # a stage that failed for every province: exit 1 as the contract says
+        log.exception("the run could not be completed")
+        return EXIT_FAILED
+    for code, prov in summary["provinces"].items():
+        log.info("province %s: %s%s", code, prov["error"] or prov["rows_by_status"],
+                 " (unchanged: outputs reused)" if prov["status"] == "reused" else "")
+    return int(summary["exit_code"])
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from flows.deploy import DeploymentError, load_deployment, serve
+
+    try:
+        spec = load_deployment(args.prefect_file)
+    except DeploymentError as exc:
         logging.getLogger("vaxrecon").error("%s", exc)
-        return EXIT_FAILED
-    except Exception:  # report a stage that failed for every province, then exit 1 as the contract says
-        logging.getLogger("vaxrecon").exception("the run could not be completed")
-        return EXIT_FAILED
-    for code, prov in result.provinces.items():
-        logging.getLogger("vaxrecon").info("province %s: %s", code, prov.error or prov.rows_by_status)
-    return result.exit_code
+        return EXIT_USAGE
+    if args.check:
+        logging.getLogger("vaxrecon").info("deployment %s: %s", spec.name, spec.describe())
+        return EXIT_OK
+    serve(spec)
+    return EXIT_OK
 
 
 def cmd_review(args: argparse.Namespace) -> int:
@@ -151,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
     _setup_logging(args.verbose)
-    handlers = {"run": cmd_run, "synth": cmd_synth, "review": cmd_review}
+    handlers = {"run": cmd_run, "synth": cmd_synth, "review": cmd_review, "serve": cmd_serve}
     return handlers[args.command](args)
 
 

@@ -44,3 +44,47 @@ def quarantine(src: Path, exports_root: Path, out: Path, reason: str) -> Path:
     note = f"Tệp / file: {rel.as_posix()}\nLý do / reason: {reason}\n"
     atomic_write(dest.with_name(dest.name + ".reason.txt"), lambda p: p.write_text(note, encoding="utf-8"))
     return dest
+
+
+def replace_dir(fresh: Path, target: Path) -> None:
+    """Put the folder `fresh` in place of `target` (a reader sees the old or the new folder, never half of one)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = target.with_name(f".{target.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(fresh, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def file_digest(path: Path) -> str:
+    """BLAKE2b of a file's content (hex), read in 1 MiB blocks."""
+    import hashlib
+
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "blake2b").hexdigest()[:32]
+
+
+def tree_digest(paths: list[Path], root: Path) -> str:
+    """One digest over the names (relative to `root`) and contents of `paths`."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for p in sorted(paths):
+        h.update(p.relative_to(root).as_posix().encode() + b"\0" + file_digest(p).encode() + b"\n")
+    return h.hexdigest()
+
+
+def clean_leftovers(out: Path) -> int:
+    """Remove what a killed run left half-written: temporary files and folders of the writers above."""
+    if not out.exists():
+        return 0
+    stale = [p for p in out.rglob(".*") if p.name.endswith(".tmp") or p.name.startswith(".pages-")
+             or (p.is_dir() and p.name.endswith(".old"))]
+    for p in stale:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.exists():
+            p.unlink()
+    return len(stale)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ import yaml
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 log = logging.getLogger(__name__)
+# GX's regex metric calls pandas str.contains with a pattern that has groups; the warning is about GX's code.
+warnings.filterwarnings("ignore", message="This pattern is interpreted as a regular expression, and has match groups")
 
 
 class ExpectationsError(ValueError):
@@ -71,6 +74,7 @@ class Validator:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
+        logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
         self.ctx = gx.get_context(mode="ephemeral")
         self.ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.ctx.add_data_docs_site(site_name="vaxrecon", site_config={
@@ -126,3 +130,29 @@ def codes_frame(table_df: pd.DataFrame) -> pd.DataFrame:
     """One row per error code given (the output_codes suite)."""
     codes = table_df["error_codes"].explode().dropna()
     return pd.DataFrame({"error_code": codes.astype(object).to_numpy()})
+
+
+def write_index(folder: Path, provinces: dict[str, dict[str, Any]]) -> Path:
+    """OUT/validation/index.html: one line per province linking its input and output pages (counts only)."""
+    from html import escape
+
+    from pipeline.output import atomic_write
+
+    rows = []
+    for code, p in sorted(provinces.items()):
+        links = " · ".join(f'<a href="{code}/{part}/index.html">{label}</a>'
+                           for part, label in (("input", "tệp đầu vào"), ("output", "kết quả đầu ra"))
+                           if (folder / code / part / "index.html").exists())
+        failed = len(p.get("validation_failures") or [])
+        verdict = "đạt" if not failed and not p.get("error") else f"{failed} kiểm định không đạt"
+        if p.get("error"):
+            verdict += f"; lỗi: {escape(p['error'])}"
+        rows.append(f"<tr><td>{code}</td><td>{verdict}</td><td>{links or 'không có'}</td></tr>")
+    html = ("<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\"><title>Kết quả kiểm định dữ liệu</title>"
+            "<style>body{font-family:sans-serif;margin:2em}td,th{border:1px solid #ccc;padding:.3em .6em}"
+            "table{border-collapse:collapse}</style></head><body><h1>Kết quả kiểm định dữ liệu</h1>"
+            "<table><tr><th>Tỉnh</th><th>Kết quả</th><th>Trang chi tiết</th></tr>"
+            + "".join(rows) + "</table></body></html>\n")
+    path = folder / "index.html"
+    atomic_write(path, lambda p: p.write_text(html, encoding="utf-8"))
+    return path

@@ -17,6 +17,15 @@ SAMPLE = ROOT / "data" / "sample"
 RUN_DATE = dt.date(2026, 11, 26)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def prefect_server():
+    """One Prefect test server for the whole session (its start costs seconds)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
 @pytest.fixture(scope="session")
 def rules():
     from pipeline.rules import default_rules

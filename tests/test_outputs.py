@@ -70,17 +70,17 @@ def test_validation_pages_are_written_and_name_no_one(sample_run):
 
 
 def test_a_failed_output_expectation_fails_the_province(tmp_path):
-    from flows.reconcile import run_reconciliation
+    from flows.nightly import nightly_reconciliation
 
     rules = tmp_path / "rules"
     shutil.copytree(SAMPLE.parent.parent / "rules", rules)
     text = (rules / "expectations.yaml").read_text(encoding="utf-8")
     text = text.replace("value_set: [matched, corrected, review, unmatched, rejected]", "value_set: [matched]")
     (rules / "expectations.yaml").write_text(text, encoding="utf-8")
-    result = run_reconciliation(SAMPLE / "registry.parquet", SAMPLE / "exports", tmp_path / "out", ["66"],
-                                RUN_DATE, rules)
-    assert result.exit_code == 3
-    assert "output expectations failed" in result.provinces["66"].error
+    result = nightly_reconciliation(SAMPLE / "registry.parquet", SAMPLE / "exports", tmp_path / "out", ["66"],
+                                    RUN_DATE, rules)
+    assert result["exit_code"] == 3
+    assert "output expectations failed" in result["provinces"]["66"]["error"]
     assert not (tmp_path / "out" / "corrected" / "66.parquet").exists()
 
 
@@ -152,19 +152,21 @@ def test_state_store_keeps_run_history(sample_run):
 
 
 def test_a_decision_about_a_person_no_longer_in_the_registry_is_reported_not_applied(tmp_path):
-    from flows.reconcile import run_reconciliation
+    from flows.nightly import nightly_reconciliation
     from pipeline.state import Decision, StateStore, default_url
 
     out = tmp_path / "out"
-    first = run_reconciliation(SAMPLE / "registry.parquet", SAMPLE / "exports", out, ["66"], RUN_DATE, validate=False)
-    assert first.exit_code in (0, 3)
+    first = nightly_reconciliation(SAMPLE / "registry.parquet", SAMPLE / "exports", out, ["66"], RUN_DATE,
+                                   validate=False)
+    assert first["exit_code"] == 0
     df = pd.read_parquet(out / "corrected" / "66.parquet")
     case = df["case_key"].iloc[0]
     before = df[df["case_key"] == case][["status", "person_id"]].reset_index(drop=True)
     StateStore(default_url(out)).add_decisions([Decision("66", case, "001999999990", ("001999999990",), "x", "2026-11-26", "66.xlsx"),
                                                 Decision("66", "Xgone", "none", (), "x", "2026-11-26", "66.xlsx")])
-    again = run_reconciliation(SAMPLE / "registry.parquet", SAMPLE / "exports", out, ["66"], RUN_DATE, validate=False)
-    assert again.provinces["66"].decisions == {"applied": 0, "stale_person": 1, "stale_case": 1}
+    again = nightly_reconciliation(SAMPLE / "registry.parquet", SAMPLE / "exports", out, ["66"], RUN_DATE,
+                                   validate=False)
+    assert again["provinces"]["66"]["review_decisions"] == {"applied": 0, "stale_person": 1, "stale_case": 1}
     after = pd.read_parquet(out / "corrected" / "66.parquet")
     assert after[after["case_key"] == case][["status", "person_id"]].reset_index(drop=True).equals(before)
 
@@ -172,13 +174,14 @@ def test_a_decision_about_a_person_no_longer_in_the_registry_is_reported_not_app
 def test_row_conservation_violation_names_the_file():
     import pyarrow as pa
 
-    from flows.reconcile import ProvinceRun, check_conservation
+    from flows.reconcile import check_conservation
 
-    run = ProvinceRun("79")
-    run.frame = pd.DataFrame({"source_file": ["79/a.csv", "79/a.csv", "79/b.csv"], "source_row": [2, 3, 2]})
-    table = pa.table({"source_file": ["79/a.csv", "79/b.csv"], "source_row": [2, 2]})
+    read = {"79/a.csv": 2, "79/b.csv": 1}
     with pytest.raises(RuntimeError, match=r"79/a\.csv"):
-        check_conservation(run, table)
+        check_conservation(read, pa.table({"source_file": ["79/a.csv", "79/b.csv"], "source_row": [2, 2]}))
+    with pytest.raises(RuntimeError, match="duplicate"):
+        check_conservation(read, pa.table({"source_file": ["79/a.csv", "79/a.csv", "79/b.csv"], "source_row": [2, 2, 2]}))
+    check_conservation(read, pa.table({"source_file": ["79/a.csv", "79/a.csv", "79/b.csv"], "source_row": [2, 3, 2]}))
 
 
 def test_postgresql_state_store_round_trip():

@@ -58,6 +58,21 @@ class RegistryIndex:
         return self._lookups["lexicon"]
 
 
+def registry_people(path: Path | str) -> int:
+    """Check the registry's schema from its metadata and count its people, without reading it."""
+    path = Path(path)
+    if not path.exists():
+        raise RegistryError(f"registry not found: {path}")
+    try:
+        dataset = ds.dataset(path, format="parquet")
+        missing = [c for c in REQUIRED if c not in set(dataset.schema.names)]
+        if missing:
+            raise RegistryError(f"registry {path} lacks columns {missing}")
+        return int(dataset.count_rows())
+    except (pa.ArrowException, OSError) as exc:
+        raise RegistryError(f"registry {path} cannot be read: {exc}") from exc
+
+
 def read_registry(path: Path | str) -> pd.DataFrame:
     """Read the registry Parquet file or directory with Arrow-backed columns."""
     path = Path(path)

@@ -1,0 +1,223 @@
+"""The nightly reconciliation as a Prefect 3 flow.
+
+One task per province links its exports (stage 1), one task checks doses
+across all provinces (stage 2), one task per province validates and writes
+its outputs (stage 3). Tasks pass paths and small summaries, never data: a
+Dask worker reads the registry and the stage files from storage itself.
+A province whose inputs, registry, rules and review decisions are unchanged
+since its last successful run is reused, not recomputed (`force=True`
+recomputes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.reconcile import (
+    ProvinceRun,
+    dose_checks,
+    finish_fingerprint,
+    finish_province,
+    list_provinces,
+    prepare_province,
+    province_fingerprint,
+    province_outputs,
+    rules_for,
+    run_inputs_digest,
+    stored_run,
+    work_dir,
+)
+from pipeline.link.index import registry_people
+from pipeline.output import clean_leftovers, write_json
+from pipeline.rules import ALL_CODES, DEFAULT_RULES_DIR, STATUSES
+from pipeline.state import StateStore, default_url
+from pipeline.validate import write_index
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+log = logging.getLogger("vaxrecon")
+TRANSIENT_NAMES = {"KilledWorker", "CommClosedError", "StreamClosedError"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors a retry can cure: I/O, memory pressure, a lost Dask worker. Bad data is not retried."""
+    return isinstance(exc, OSError | MemoryError | TimeoutError) or type(exc).__name__ in TRANSIENT_NAMES
+
+
+def _retry_when_transient(task: Any, task_run: Any, state: Any) -> bool:
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception as err:  # the state could not give its exception back: retry, as Prefect would
+        exc = err
+    return not isinstance(exc, BaseException) or is_transient(exc)
+
+
+@task(name="link-province", task_run_name="link-{code}", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5,
+      retry_condition_fn=_retry_when_transient)
+def link_province(code: str, exports: Path, out: Path, rules_dir: Path, registry: Path, common: str,
+                  run_date: dt.date, decisions: dict, validate: bool, fingerprint: str) -> ProvinceRun:
+    """Ingest, normalise and link one province (stage 1)."""
+    return prepare_province(code, exports, out, rules_dir, registry, common, run_date, decisions, validate,
+                            fingerprint)
+
+
+@task(name="check-doses", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5,
+      retry_condition_fn=_retry_when_transient)
+def check_doses(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date) -> dict[str, str]:
+    """Dose-level codes across every linked province (stage 2)."""
+    return dose_checks(out, codes, rules_dir, run_date)
+
+
+@task(name="write-province", task_run_name="write-{prepared.code}", cache_policy=NO_CACHE, retries=1,
+      retry_delay_seconds=5, retry_condition_fn=_retry_when_transient)
+def write_province(prepared: ProvinceRun, out: Path, rules_dir: Path, registry: Path, common: str,
+                   run_date: dt.date, validate: bool, fingerprint: str, run_id: int) -> ProvinceRun:
+    """Validate and write one province's corrected records, report and review queue (stage 3)."""
+    return finish_province(prepared, out, rules_dir, registry, common, run_date, validate, fingerprint, run_id)
+
+
+def _gather(futures: dict[str, PrefectFuture], runs: dict[str, ProvinceRun]) -> None:
+    """Wait for every province; a failure is recorded on that province and stops no other."""
+    for code, fut in futures.items():
+        value = fut.result(raise_on_failure=False)
+        if isinstance(value, ProvinceRun):
+            runs[code] = value
+        else:
+            old = runs.get(code, ProvinceRun(code))
+            old.error = f"{type(value).__name__}: {value}"
+            runs[code] = old
+            log.error("province %s failed: %s", code, old.error)
+
+
+@flow(name="nightly-reconciliation", task_runner=ThreadPoolTaskRunner(max_workers=1),  # type: ignore[arg-type]
+      validate_parameters=False)
+def nightly_reconciliation(registry: str | Path, exports: str | Path, out: str | Path,
+                           provinces: list[str] | None = None, run_date: dt.date | str | None = None,
+                           rules: str | Path | None = None, state: str | None = None, validate: bool = True,
+                           force: bool = False) -> dict[str, Any]:
+    """Reconcile every province folder of `exports` against `registry`, writing under `out`.
+
+    Returns the run summary (also written to OUT/run.json); its `exit_code` is 0 when every province
+    completed and every file was read, 3 when a province failed or a file was quarantined.
+    """
+    started = dt.datetime.now(dt.UTC)
+    registry, exports, out = Path(registry).resolve(), Path(exports).resolve(), Path(out).resolve()
+    run_date = dt.date.fromisoformat(run_date) if isinstance(run_date, str) else run_date or dt.date.today()
+    rules_dir = Path(rules).resolve() if rules else DEFAULT_RULES_DIR
+    rules_for(rules_dir)  # a bad rules folder fails here, before any work, with every problem listed
+    people = registry_people(registry)   # an unusable registry fails the run here (exit 1)
+    if (stale := clean_leftovers(out)):
+        log.warning("removed %d half-written files left by an interrupted run", stale)
+    store = StateStore(state or default_url(out))
+    common = run_inputs_digest(registry, rules_dir, validate)
+    run_id = store.start_run(started.isoformat(timespec="seconds"), run_date, people)
+    codes = list_provinces(exports, provinces)
+    log.info("run %d: %d provinces, registry of %d people, run date %s", run_id, len(codes), people, run_date)
+
+    runs: dict[str, ProvinceRun] = {}
+    futures: dict[str, PrefectFuture] = {}
+    for code in codes:
+        fp = province_fingerprint(code, exports, common, run_date, store.decisions(code))
+        kept = None if force else stored_run(work_dir(out, code) / "prepare.json", fp)
+        if kept is not None and (work_dir(out, code) / "linked.parquet").exists():
+            kept.reused, kept.stage_seconds = "linking", {}
+            runs[code] = kept
+            log.info("province %s: inputs unchanged, linking reused", code)
+        else:
+            futures[code] = link_province.submit(code, exports, out, rules_dir, registry, common, run_date,
+                                                 store.decisions(code), validate, fp)
+    _gather(futures, runs)
+
+    linked = [c for c in codes if runs[c].error is None]
+    dose_digests = check_doses.submit(out, linked, rules_dir, run_date).result()
+    futures = {}
+    for code in linked:
+        prepared = runs[code]
+        fp2 = finish_fingerprint(prepared, dose_digests[code])
+        done = None if force else stored_run(work_dir(out, code) / "finish.json", fp2)
+        if done is not None and prepared.reused and all(p.exists() for p in province_outputs(out, code, validate)):
+            done.reused, done.reused_from, done.stage_seconds = "all", str(done.computed_in), {}
+            runs[code] = done
+            log.info("province %s: nothing changed, outputs of run %s reused", code, done.computed_in)
+        else:
+            futures[code] = write_province.submit(prepared, out, rules_dir, registry, common, run_date, validate,
+                                                  fp2, run_id)
+    _gather(futures, runs)
+    return _finish(store, run_id, started, run_date, registry, people, out, [runs[c] for c in codes], validate)
+
+
+def _finish(store: StateStore, run_id: int, started: dt.datetime, run_date: dt.date, registry: Path, people: int,
+            out: Path, runs: list[ProvinceRun], validate: bool) -> dict[str, Any]:
+    """run.json, run history, validation index and the run's artifacts."""
+    bad = any(r.error or r.files_quarantined for r in runs)
+    exit_code = 3 if bad else 0
+    summary: dict[str, Any] = {
+        "run_id": run_id,
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "run_date": run_date.isoformat(),
+        "registry": {"path": str(registry), "people": people},
+        "exit_code": exit_code,
+        "provinces": {r.code: r.summary() for r in runs},
+    }
+    if validate:
+        summary["validation"] = str(write_index(out / "validation", summary["provinces"]).relative_to(out))
+    store.finish_run(run_id, summary["finished_at"], exit_code, summary["provinces"])
+    write_json(summary, out / "run.json")
+    publish_artifacts(summary, out)
+    return summary
+
+
+def publish_artifacts(summary: dict[str, Any], out: Path) -> None:
+    """A table (province × statuses and codes) and a markdown summary linking reports and validation pages."""
+    table = []
+    for code, p in summary["provinces"].items():
+        row: dict[str, Any] = {"Tỉnh": code, "Trạng thái": p["status"], "Số dòng": p["rows"]}
+        row |= {s: p["rows_by_status"].get(s, 0) for s in STATUSES}
+        row |= {c: p["rows_by_code"].get(c, 0) for c in ALL_CODES}
+        table.append(row)
+    create_table_artifact(table=table, key="vaxrecon-provinces",
+                          description=f"Kết quả đối chiếu ngày {summary['run_date']} theo tỉnh")
+    create_markdown_artifact(markdown=summary_markdown(summary, out), key="vaxrecon-summary",
+                             description="Tóm tắt lần chạy đối chiếu")
+
+
+def summary_markdown(summary: dict[str, Any], out: Path) -> str:
+    lines = [f"# Đối chiếu tiêm chủng – ngày {summary['run_date']}", "",
+             f"CSDL dân cư: {summary['registry']['people']:,} người. Mã thoát: {summary['exit_code']}.", "",
+             "| Tỉnh | Trạng thái | Số dòng | Báo cáo | Cần xem xét | Kiểm định |", "|---|---|---|---|---|---|"]
+    labels = {"ok": "hoàn tất", "reused": "không đổi, dùng lại kết quả", "failed": "LỖI"}
+    for code, p in summary["provinces"].items():
+        report = (out / "reports" / code / f"bao_cao_{code}.xlsx").as_uri()
+        review = (out / "review" / f"{code}.xlsx").as_uri()
+        pages = (out / "validation" / code / "output" / "index.html").as_uri()
+        state = labels[p["status"]] + (f": {p['error']}" if p["error"] else "")
+        lines.append(f"| {code} | {state} | {p['rows']:,} | [báo cáo]({report}) | [{p['review_cases']} ca]({review}) "
+                     f"| [trang kiểm định]({pages}) |")
+    quarantined = [q for p in summary["provinces"].values() for q in p["files_quarantined"]]
+    if quarantined:
+        lines += ["", f"## Tệp không đọc được ({len(quarantined)})", ""]
+        lines += [f"- `{q['file']}`: {q['reason']}" for q in quarantined]
+    return "\n".join(lines) + "\n"
+
+
+def with_runner(workers: int | None = None, dask_address: str | None = None) -> Any:
+    """The flow on a Dask cluster (an address, or a local cluster of `workers` processes), else sequential."""
+    if not workers and not dask_address:
+        return nightly_reconciliation
+    from prefect_dask import DaskTaskRunner
+
+    runner = (DaskTaskRunner(address=dask_address) if dask_address else
+              DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
+                                             "dashboard_address": None}))
+    return nightly_reconciliation.with_options(task_runner=runner)  # type: ignore[arg-type]

@@ -1,0 +1,226 @@
+"""The nightly Prefect flow: incremental runs, failure isolation, retries, artifacts, Dask, crash safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from flows import reconcile as stages
+from flows.nightly import is_transient, nightly_reconciliation
+from pipeline.state import StateStore, default_url
+
+from .conftest import RUN_DATE, SAMPLE
+
+
+def _exports(tmp_path: Path, codes: tuple[str, ...] = ("66", "79")) -> Path:
+    root = tmp_path / "exports"
+    for code in codes:
+        shutil.copytree(SAMPLE / "exports" / code, root / code)
+    return root
+
+
+def _run(exports: Path, out: Path, **kw):
+    kw.setdefault("validate", False)
+    return nightly_reconciliation(SAMPLE / "registry.parquet", exports, out, run_date=RUN_DATE, **kw)
+
+
+def _same_outputs(a: Path, b: Path, codes) -> None:
+    for code in codes:
+        assert pq.read_table(a / "corrected" / f"{code}.parquet").equals(pq.read_table(b / "corrected" / f"{code}.parquet"))
+        for csv in sorted((a / "reports" / code).glob("*.csv")):
+            assert csv.read_bytes() == (b / "reports" / code / csv.name).read_bytes(), csv.name
+        sheets_a = pd.read_excel(a / "review" / f"{code}.xlsx", sheet_name=None, dtype=str)
+        sheets_b = pd.read_excel(b / "review" / f"{code}.xlsx", sheet_name=None, dtype=str)
+        assert sheets_a.keys() == sheets_b.keys()
+        assert all(sheets_a[k].equals(sheets_b[k]) for k in sheets_a)
+
+
+def test_unchanged_provinces_are_reused_and_a_changed_one_recomputed(tmp_path):
+    exports, out = _exports(tmp_path), tmp_path / "out"
+    first = _run(exports, out)
+    assert {c: p["status"] for c, p in first["provinces"].items()} == {"66": "ok", "79": "ok"}
+    before = {c: (out / "corrected" / f"{c}.parquet").stat().st_mtime_ns for c in ("66", "79")}
+
+    second = _run(exports, out)
+    assert {c: p["status"] for c, p in second["provinces"].items()} == {"66": "reused", "79": "reused"}
+    assert second["provinces"]["66"]["reused_from"] == str(first["run_id"])
+    assert {c: (out / "corrected" / f"{c}.parquet").stat().st_mtime_ns for c in ("66", "79")} == before
+
+    # Same timestamps, different content: one row of one 79 file changes; 66 stays reused.
+    target = sorted((exports / "79").glob("*.csv"))[0]
+    stat = target.stat()
+    data = target.read_bytes()
+    target.write_bytes(data.replace(b"1", b"7", 1))
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    third = _run(exports, out)
+    assert third["provinces"]["66"]["status"] == "reused"
+    assert third["provinces"]["79"]["status"] == "ok" and third["provinces"]["79"]["reused"] is None
+
+    forced = _run(exports, out, force=True)
+    assert {c: p["status"] for c, p in forced["provinces"].items()} == {"66": "ok", "79": "ok"}
+    history = StateStore(default_url(out)).history()
+    assert [h["status"] for h in history if h["province"] == "66"] == ["ok", "reused", "reused", "ok"]
+
+
+def test_a_review_decision_makes_the_province_recompute(tmp_path):
+    from pipeline.state import Decision
+
+    exports, out = _exports(tmp_path, ("66",)), tmp_path / "out"
+    _run(exports, out)
+    case = pd.read_parquet(out / "corrected" / "66.parquet")["case_key"].iloc[0]
+    StateStore(default_url(out)).add_decisions([Decision("66", case, "none", (), "officer", "2026-11-26", "66.xlsx")])
+    again = _run(exports, out)
+    assert again["provinces"]["66"]["status"] == "ok"
+    assert again["provinces"]["66"]["review_decisions"]["applied"] == 1
+
+
+def test_a_registry_change_recomputes_every_province(tmp_path):
+    exports, out = _exports(tmp_path, ("66",)), tmp_path / "out"
+    registry = tmp_path / "registry.parquet"
+    shutil.copyfile(SAMPLE / "registry.parquet", registry)
+    nightly_reconciliation(registry, exports, out, run_date=RUN_DATE, validate=False)
+    table = pq.read_table(registry)
+    pq.write_table(table.slice(0, table.num_rows - 1), registry)
+    again = nightly_reconciliation(registry, exports, out, run_date=RUN_DATE, validate=False)
+    assert again["provinces"]["66"]["status"] == "ok" and again["registry"]["people"] == table.num_rows - 1
+
+
+def test_a_crashing_province_fails_alone_and_bad_data_is_not_retried(tmp_path, monkeypatch):
+    exports, out = _exports(tmp_path), tmp_path / "out"
+    calls = {"79": 0, "66": 0}
+    real = stages.normalise
+
+    def broken(raw, *a, **kw):
+        code = raw["source_file"].iloc[0][:2]
+        calls[code] += 1
+        if code == "79":
+            raise ValueError("simulated bug in normalisation")
+        return real(raw, *a, **kw)
+
+    monkeypatch.setattr(stages, "normalise", broken)
+    result = _run(exports, out)
+    assert result["exit_code"] == 3
+    assert result["provinces"]["79"]["status"] == "failed"
+    assert "simulated bug" in result["provinces"]["79"]["error"]
+    assert calls["79"] == 1, "a ValueError is not transient: no retry"
+    assert result["provinces"]["66"]["status"] == "ok"
+    assert (out / "corrected" / "66.parquet").exists() and not (out / "corrected" / "79.parquet").exists()
+    assert json.loads((out / "run.json").read_text(encoding="utf-8"))["provinces"]["79"]["status"] == "failed"
+
+
+def test_a_transient_error_is_retried(tmp_path, monkeypatch):
+    exports, out = _exports(tmp_path, ("66",)), tmp_path / "out"
+    calls = []
+    real = stages.normalise
+
+    def flaky(raw, *a, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("simulated: network share went away")
+        return real(raw, *a, **kw)
+
+    monkeypatch.setattr(stages, "normalise", flaky)
+    result = _run(exports, out)
+    assert len(calls) == 2 and result["provinces"]["66"]["status"] == "ok" and result["exit_code"] == 0
+
+
+def test_transient_errors_are_told_from_bad_data():
+    assert is_transient(OSError("disk")) and is_transient(MemoryError()) and is_transient(TimeoutError())
+    assert not is_transient(ValueError("bad value")) and not is_transient(RuntimeError("expectations failed"))
+
+
+def test_the_run_publishes_a_table_and_a_markdown_artifact(tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    exports, out = _exports(tmp_path, ("66",)), tmp_path / "out"
+    _run(exports, out)
+    with get_client(sync_client=True) as client:
+        found = {}
+        for key in ("vaxrecon-provinces", "vaxrecon-summary"):
+            arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+            found[key] = arts[-1] if arts else None
+    table, md = found["vaxrecon-provinces"], found["vaxrecon-summary"]
+    assert table is not None and md is not None
+    rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+    assert any(r["Tỉnh"] == "66" and r["Số dòng"] > 0 for r in rows)
+    assert "bao_cao_66.xlsx" in md.data and "Tỉnh" in md.data
+
+
+def test_dask_local_cluster_gives_the_same_outputs_as_a_sequential_run(tmp_path):
+    from flows.nightly import with_runner
+
+    exports = _exports(tmp_path)
+    seq, par = tmp_path / "seq", tmp_path / "par"
+    _run(exports, seq)
+    summary = with_runner(workers=2)(SAMPLE / "registry.parquet", exports, par, run_date=RUN_DATE, validate=False)
+    assert summary["exit_code"] == 0
+    _same_outputs(seq, par, ("66", "79"))
+
+
+def _cli(out: Path, log: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # its own temporary server, as in production
+    cmd = [sys.executable, "-m", "pipeline.cli", "run", "--registry", str(SAMPLE / "registry.parquet"),
+           "--exports", str(SAMPLE / "exports"), "--out", str(out), "--run-date", RUN_DATE.isoformat()]
+    with open(log, "ab") as sink:
+        return subprocess.Popen(cmd, env=env, start_new_session=True, stdout=sink, stderr=subprocess.STDOUT)
+
+
+def test_a_run_killed_part_way_then_rerun_ends_identical_to_an_uninterrupted_run(tmp_path, sample_run):
+    _, reference = sample_run
+    out, log = tmp_path / "out", tmp_path / "run.log"
+    t0 = time.time()
+    proc = _cli(out, log)
+    while not (out / "corrected" / "01.parquet").exists():  # province 01 written, 66 and 79 not yet
+        assert proc.poll() is None, log.read_text(encoding="utf-8")
+        assert time.time() < t0 + 240
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the run and its Prefect server, mid-run
+    proc.wait()
+    killed_after = time.time() - t0
+    assert not (out / "run.json").exists()
+    again = _cli(out, log)
+    assert again.wait(timeout=240) == 3, log.read_text(encoding="utf-8")  # the sample's two unreadable files
+    print(f"killed after {killed_after:.1f} s; rerun finished {time.time() - t0:.1f} s after the first start")
+    _same_outputs(reference, out, ("01", "66", "79"))
+    leftovers = [p for p in out.rglob(".*") if p.name.endswith(".tmp") or p.name.startswith(".pages-")]
+    assert leftovers == []
+    summary = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert {c: p["rows"] for c, p in summary["provinces"].items()} == {
+        c: p["rows"] for c, p in json.loads((reference / "run.json").read_text(encoding="utf-8"))["provinces"].items()}
+
+
+def test_the_deployment_declares_the_nightly_schedule_and_its_config():
+    from flows.deploy import load_config, load_deployment
+
+    spec = load_deployment()
+    assert (spec.cron, spec.timezone) == ("0 1 * * *", "Asia/Ho_Chi_Minh")
+    config = load_config(spec.parameters["config"])
+    assert Path(config["registry"]).is_absolute() and config["validate"] is True
+
+
+def test_a_bad_config_is_refused_with_every_problem(tmp_path):
+    from flows.deploy import DeploymentError, load_config
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("registry: r.parquet\nprovinces: [01, 79]\nworkrs: 2\n", encoding="utf-8")
+    with pytest.raises(DeploymentError, match=r"unknown key 'workrs'.*'exports' is required.*'out' is required"):
+        load_config(bad)
+    bad.write_text("registry: r\nexports: e\nout: o\nprovinces: [01, 79]\n", encoding="utf-8")
+    assert load_config(bad)["provinces"] == ["01", "79"]
+
+
+def test_serve_check_reads_the_deployment(capsys):
+    from pipeline.cli import main
+
+    assert main(["serve", "--check"]) == 0
