@@ -7,7 +7,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: install demo test lint bench sample clean
+.PHONY: install demo test lint bench sample clean serve
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,18 @@ demo: $(STAMP)
 	@echo "Validation pages  : out/demo/validation/index.html"
 	@echo "Quarantined files : out/demo/quarantine/ (each with a .reason.txt)"
 	@echo "Run summary       : out/demo/run.json; run history and decisions: out/demo/state.sqlite"
+
+# A local Prefect server (UI at http://127.0.0.1:4200) and the nightly deployment of flows/prefect.yaml,
+# served from this terminal until Ctrl+C. Runs go to the folders named in flows/nightly.yaml.
+PREFECT_PORT ?= 4200
+serve: $(STAMP)
+	@$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) > .prefect-server.log 2>&1 & \
+	  server=$$!; trap "kill $$server 2>/dev/null" EXIT INT TERM; \
+	  for i in $$(seq 1 120); do \
+	    $(BIN)/python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$(PREFECT_PORT)/api/health')" 2>/dev/null && break; \
+	    kill -0 $$server 2>/dev/null || { cat .prefect-server.log; exit 1; }; sleep 0.5; done; \
+	  echo "Prefect UI: http://127.0.0.1:$(PREFECT_PORT)  (server log: .prefect-server.log)"; \
+	  PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/vaxrecon serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline flows tests bench

@@ -79,9 +79,15 @@ def load_deployment(prefect_file: Path | None = None, name: str = "nightly") -> 
 
 
 @flow(name="scheduled-night")
-def scheduled_night(config: str = "flows/nightly.yaml", force: bool = False) -> dict[str, Any]:
-    """The scheduled entry point: read the config file, then run the nightly reconciliation for today."""
+def scheduled_night(config: str = "flows/nightly.yaml", provinces: list[str] | None = None,
+                    force: bool = False) -> dict[str, Any]:
+    """The scheduled entry point: read the config file, then run the nightly reconciliation for today.
+
+    `provinces` (for a run started by hand) overrides the config file's list.
+    """
     c = load_config(config)
+    if provinces:
+        c["provinces"] = [str(p).zfill(2) for p in provinces]
     runner = with_runner(c.get("workers"), c.get("dask_address"))
     today = dt.datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()
     return runner(registry=c["registry"], exports=c["exports"], out=c["out"], provinces=c.get("provinces"),
