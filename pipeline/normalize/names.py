@@ -17,7 +17,7 @@ import pandas as pd
 from pipeline.normalize.distinct import by_distinct
 from pipeline.normalize.encodings import decoders
 from pipeline.rules import Rules, default_rules
-from pipeline.text import TONE_MARKS, fold_series, regex_replace
+from pipeline.text import TONE_MARKS, fold_series, regex_replace, split_words
 
 _INIT = "(?:ngh|ng|nh|ch|gh|gi|kh|ph|qu|th|tr|b|c|d|đ|g|h|k|l|m|n|p|r|s|t|v|x)?"
 _NUC = (
@@ -70,10 +70,11 @@ def _valid_mask(values: pd.Series) -> pd.Series:
     """Vectorised `is_valid_vietnamese` over a column of distinct, stripped strings."""
     low = values.str.lower().str.normalize("NFD")
     ok = (low.str.match(_CHARS_OK.pattern) & ~low.str.contains(_TWO_TONES.pattern, regex=True)).fillna(False)
-    plain = low.str.normalize("NFC").str.replace("-", " ")
-    base = low.str.replace(f"[{TONE_MARKS}]", "", regex=True).str.normalize("NFC").str.replace("-", " ")
-    words = pd.DataFrame({"plain": plain[ok].str.split(" ").explode(), "base": base[ok].str.split(" ").explode()})
-    words = words[words["plain"].notna() & (words["plain"] != "")]
+    plain = low[ok].str.normalize("NFC").str.replace("-", " ")
+    base = low[ok].str.replace(f"[{TONE_MARKS}]", "", regex=True).str.normalize("NFC").str.replace("-", " ")
+    # Removing tone marks never adds or removes a space: the two word lists align one to one.
+    plain_words, base_words = split_words(plain), split_words(base)
+    words = pd.DataFrame({"plain": plain_words.to_numpy(), "base": base_words.to_numpy()}, index=plain_words.index)
     good = words["plain"].str.match(_ASCII_WORD.pattern) | words["base"].str.match(_WORD_OK.pattern)
     bad_idx = words.index[~good.fillna(False).to_numpy(dtype=bool)]
     result = ok.astype(bool).copy()
@@ -246,8 +247,8 @@ def canonical_names(values: pd.Series, rules: Rules | None = None, style: str = 
 
 def _unknown_words(s: pd.Series, lexicon: frozenset[str]) -> pd.Series:
     """True where a name has a word (with diacritics) that no registered name uses."""
-    words = s.str.lower().str.split(" ").explode().dropna()
-    marked = words[words.str.contains(r"[^\x00-\x7f]", regex=True)]
+    words = split_words(s.str.lower())
+    marked = words[words.str.contains(r"[^\x00-\x7f]", regex=True).to_numpy(dtype=bool)]
     distinct = pd.Series(marked.unique(), dtype=object)
     known = {w: tone_key(w) in lexicon for w in distinct}
     unknown = ~marked.map(known).astype(bool)
@@ -274,16 +275,15 @@ def name_keys(full_name: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
     low = full_name.astype("string[pyarrow]").str.lower().str.normalize("NFD")
     key = regex_replace(low, f"([^ {TONE_MARKS}]*)([{TONE_MARKS}])([^ ]*)", r"\1\3\2")
     fold = fold_series(full_name)
-    parts = fold.str.split(" ")
-    family = parts.str[0]
-    given = parts.str[-1]
+    family = regex_replace(fold, r" .*$", "")
+    given = regex_replace(fold, r"^.* ", "")
     middle = fold.str.replace(r"^[^ ]+ ?", "", regex=True).str.replace(r" ?[^ ]+$", "", regex=True)
     variants = {}
     for group in rules.family_variants:
         folded = [fold_series(pd.Series([g])).iloc[0] for g in group]
         for f in folded:
             variants[f] = folded[0]
-    fam_var = family.map(lambda f: variants.get(f, f) if isinstance(f, str) else f).astype("string[pyarrow]")
+    fam_var = family.map(variants).astype("string[pyarrow]").fillna(family)
     frame = pd.DataFrame({
         "name_key": key, "name_fold": fold, "family_fold": family, "middle_fold": middle,
         "given_fold": given, "family_variant": fam_var,

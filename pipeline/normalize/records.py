@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 
@@ -27,20 +28,26 @@ def normalize_exports(raw: pd.DataFrame, rules: Rules | None = None, *, run_date
     `dose_number` and the `*_known` flags.
     """
     rules = rules or default_rules()
-    names = normalize_names(raw["full_name"], rules, style, lexicon,
-                            raw.get("source_file"))
+    # Names are mostly Python-level work; the other fields mostly Arrow kernels that release
+    # the GIL. Running names in a second thread overlaps the two on a two-core machine.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        names_job = pool.submit(normalize_names, raw["full_name"], rules, style, lexicon, raw.get("source_file"))
+        others = _other_fields(raw, rules, run_date)
+        names = names_job.result()
+    out = pd.concat([names.rename(columns={"encoding": "name_encoding", "valid": "name_valid"}), *others], axis=1)
+    out.index = raw.index
+    return out
+
+
+def _other_fields(raw: pd.DataFrame, rules: Rules, run_date: dt.date) -> list[pd.DataFrame]:
     ids = normalize_ids(raw["id_number"], rules)
     dob = normalize_dates(raw["date_of_birth"], rules, run_date=run_date).add_prefix("dob_")
     dose = normalize_dates(raw["dose_date"], rules, run_date=run_date, allow_year_only=False)
     dose = dose[["date", "date_error"]].rename(columns={"date": "dose_date", "date_error": "dose_date_error"})
-    parts = [
-        names.rename(columns={"encoding": "name_encoding", "valid": "name_valid"}),
+    return [
         ids, dob, dose,
         normalize_sex(raw["sex"], rules),
         normalize_phones(raw["phone"], rules),
         normalize_vaccines(raw["vaccine"], rules),
         normalize_dose_numbers(raw["dose_number"], rules),
     ]
-    out = pd.concat(parts, axis=1)
-    out.index = raw.index
-    return out
