@@ -61,6 +61,7 @@ class ProvinceRun:
     rows: int = 0
     profiles: int = 0
     rows_by_status: dict[str, int] = field(default_factory=dict)
+    people_by_status: dict[str, int] = field(default_factory=dict)
     rows_by_code: dict[str, int] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     error: str | None = None
@@ -79,7 +80,8 @@ class ProvinceRun:
     def summary(self) -> dict[str, Any]:
         return {
             "files_read": self.files_read, "files_quarantined": self.files_quarantined,
-            "rows": self.rows, "rows_by_status": self.rows_by_status, "rows_by_code": self.rows_by_code,
+            "rows": self.rows, "rows_by_status": self.rows_by_status, "people_by_status": self.people_by_status,
+            "rows_by_code": self.rows_by_code,
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "status": self.status, "error": self.error, "reused": self.reused, "reused_from": self.reused_from,
             "validation_failures": self.validation_failures, "review_cases": self.review_cases,
@@ -340,8 +342,13 @@ def finish_province(prepared: ProvinceRun, out: Path, rules_dir: Path, registry:
         write_report(df, code, out / "reports" / code, rules, run_date, run.files_read, run.files_quarantined)
         run.review_cases = write_review(df, code, out / "review" / f"{code}.xlsx", index)
         write_parquet(table, out / "corrected" / f"{code}.parquet")
-    status = pd.Series(table.column("status").to_pylist(), dtype=object).value_counts()
-    run.rows_by_status = {s: int(status.get(s, 0)) for s in STATUSES}
+    status = pd.Series(table.column("status").to_pylist(), dtype=object)
+    counts_by_status = status.value_counts()
+    run.rows_by_status = {s: int(counts_by_status.get(s, 0)) for s in STATUSES}
+    person = pd.Series(table.column("person_id").to_pylist(), dtype=object).fillna(
+        pd.Series(table.column("case_key").to_pylist(), dtype=object))
+    people = pd.DataFrame({"status": status, "person": person}).drop_duplicates()["status"].value_counts()
+    run.people_by_status = {s: int(people.get(s, 0)) for s in STATUSES}
     counts = Counter(pc.list_flatten(table.column("error_codes")).to_pylist())
     run.rows_by_code = {c: int(counts.get(c, 0)) for c in ALL_CODES}
     run.fingerprint, run.computed_in = fingerprint, run_id

@@ -1,4 +1,4 @@
-"""Command line: `vaxrecon run`, `review apply`, `serve`, `synth`."""
+"""Command line: `vaxrecon run`, `review apply`, `serve`, `dashboard`, `synth`."""
 
 from __future__ import annotations
 
@@ -93,6 +93,22 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--run-date", type=_date, default=dt.date(2022, 5, 31),
                        help="last possible dose date (default 2022-05-31)")
     synth.add_argument("--no-corrupt", action="store_true", help="do not add unreadable files")
+    synth.add_argument("--nights", type=int, default=0, metavar="N",
+                       help="also write N-1 later nightly snapshots to OUT/nights/<k>/exports, in which officers "
+                            "have fixed a growing share of the person errors (for the dashboard's trend)")
+    synth.add_argument("--from", dest="from_dir", type=Path, default=None, metavar="DIR",
+                       help="with --nights: take registry, exports and truth from DIR instead of generating them")
+
+    dash = sub.add_parser("dashboard", help="serve the ministry dashboard (national aggregates, no personal data)",
+                          description="Start the dashboard in the browser at http://127.0.0.1:PORT. It reads only the "
+                                      "run history (counts per province and run) from the state store.")
+    dash.add_argument("--state", required=True, metavar="URL",
+                      help="state store written by the runs, e.g. sqlite:////data/out/state.sqlite "
+                           "or postgresql+psycopg://user@host/db")
+    dash.add_argument("--deadline", type=_date, default=None,
+                      help="deadline for the projection (YYYY-MM-DD); default 1 June after the latest run")
+    dash.add_argument("--port", type=int, default=8501)
+    dash.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 to serve a network)")
     return parser
 
 
@@ -178,13 +194,39 @@ def cmd_review(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if result.problems else EXIT_OK
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    import subprocess
+
+    app = Path(__file__).resolve().parent / "dashboard" / "app.py"
+    env = {**os.environ, "VAXRECON_STATE": args.state}
+    if args.deadline:
+        env["VAXRECON_DEADLINE"] = args.deadline.isoformat()
+    logging.getLogger("vaxrecon").info("dashboard: http://%s:%d (Ctrl+C to stop)", args.host, args.port)
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
+           "--server.port", str(args.port), "--server.address", args.host, "--browser.gatherUsageStats", "false"]
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from pipeline.synth.generate import SynthConfig, generate
+    from pipeline.synth.nights import write_nights
 
+    if args.from_dir:
+        if args.nights < 2:
+            logging.getLogger("vaxrecon").error("--from needs --nights 2 or more")
+            return EXIT_USAGE
+        folders = write_nights(args.from_dir, args.out / "nights", args.nights, args.seed)
+        logging.getLogger("vaxrecon").info("synth: %d nightly snapshots: %s", len(folders), [str(f) for f in folders])
+        return EXIT_OK
     stats = generate(SynthConfig(out=args.out, people=args.people, doses=args.doses, provinces=tuple(args.provinces),
                                  seed=args.seed, run_date=args.run_date, corrupt_files=not args.no_corrupt,
                                  rows_per_file=args.rows_per_file))
     logging.getLogger("vaxrecon").info("synth: %s written to %s", stats, args.out)
+    if args.nights > 1:
+        write_nights(args.out, args.out / "nights", args.nights, args.seed)
     return EXIT_OK
 
 
@@ -197,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
     _setup_logging(args.verbose)
-    handlers = {"run": cmd_run, "synth": cmd_synth, "review": cmd_review, "serve": cmd_serve}
+    handlers = {"run": cmd_run, "synth": cmd_synth, "review": cmd_review, "serve": cmd_serve,
+                "dashboard": cmd_dashboard}
     return handlers[args.command](args)
 
 

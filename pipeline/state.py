@@ -40,7 +40,11 @@ province_runs = sa.Table(
     sa.Column("files_quarantined", sa.Text, nullable=False),     # JSON [{file, reason}]
     sa.Column("stage_seconds", sa.Text, nullable=False),         # JSON
     sa.Column("input_hash", sa.String(64)),
+    sa.Column("people_by_status", sa.Text),                      # JSON: distinct persons per status
+    sa.Column("review_cases", sa.Integer),                       # review backlog (export persons)
+    sa.Column("finished_at", sa.String(40)),
 )
+ADDED_COLUMNS = {"people_by_status": "TEXT", "review_cases": "INTEGER", "finished_at": "VARCHAR(40)"}
 
 review_decisions = sa.Table(
     "review_decisions", metadata,
@@ -80,6 +84,15 @@ class StateStore:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine = sa.create_engine(url, future=True)
         metadata.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """A store written by an earlier version lacks the newer province_runs columns: add them."""
+        have = {c["name"] for c in sa.inspect(self.engine).get_columns("province_runs")}
+        with self.engine.begin() as con:
+            for name, kind in ADDED_COLUMNS.items():
+                if name not in have:
+                    con.execute(sa.text(f"ALTER TABLE province_runs ADD COLUMN {name} {kind}"))
 
     def start_run(self, started_at: str, run_date: dt.date, registry_people: int) -> int:
         with self.engine.begin() as con:
@@ -97,7 +110,9 @@ class StateStore:
                     run_id=run_id, province=code, status=p["status"], error=p.get("error"), rows=p["rows"],
                     rows_by_status=json.dumps(p["rows_by_status"]), rows_by_code=json.dumps(p["rows_by_code"]),
                     files_read=len(p["files_read"]), files_quarantined=json.dumps(p["files_quarantined"], ensure_ascii=False),
-                    stage_seconds=json.dumps(p["stage_seconds"]), input_hash=p.get("input_hash")))
+                    stage_seconds=json.dumps(p["stage_seconds"]), input_hash=p.get("input_hash"),
+                    people_by_status=json.dumps(p.get("people_by_status", {})), review_cases=p.get("review_cases"),
+                    finished_at=finished_at))
 
     def add_decisions(self, decisions: Iterable[Decision]) -> int:
         rows = [d.__dict__ | {"candidates": json.dumps(list(d.candidates))} for d in decisions]
