@@ -9,6 +9,10 @@ from pipeline.rules import Rules, default_rules
 from pipeline.text import regex_replace
 
 _SCI = r"^(\d)(?:[.,](\d+))?[eE]\+?(\d+)$"
+# One digit repeated (000000000, 111111111111): alternations, not a backreference, so that the
+# match runs in Arrow's RE2 kernel rather than Python's re, row by row.
+_ONE_DIGIT = "(?:" + "|".join(f"{d}+" for d in range(10)) + ")"
+_ONE_DIGIT_6 = "(?:" + "|".join(f"{d}{{6,}}" for d in range(10)) + ")"
 KINDS = ("personal", "old", "placeholder", "invalid", "missing")
 
 
@@ -16,7 +20,8 @@ def _repair(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Digits after undoing spreadsheet damage, and the reason where none can be had."""
     s = s.str.strip().str.lstrip("'").str.replace(r"\s+", "", regex=True)
     reason = pd.Series(pd.NA, index=s.index, dtype="string[pyarrow]")
-    sci = s.str.extract(_SCI)
+    maybe = s.str.contains("[eE]", regex=True).fillna(False).to_numpy(dtype=bool)  # extract runs in Python
+    sci = s[maybe].str.extract(_SCI).reindex(s.index)
     is_sci = sci[0].notna()
     frac = sci[1].fillna("")
     exp = pd.to_numeric(sci[2], errors="coerce").fillna(0).astype(int)
@@ -48,10 +53,10 @@ def classify_ids(values: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
     raw = values.astype("string[pyarrow]")
     blank = raw.isna() | (raw.str.strip() == "")
     digits, reason = _repair(raw.mask(blank))
-    placeholder = digits.str.fullmatch(r"(\d)\1*").fillna(False) | digits.isin(rules.placeholder_ids).fillna(False)
+    placeholder = digits.str.fullmatch(_ONE_DIGIT).fillna(False) | digits.isin(rules.placeholder_ids).fillna(False)
     raw_digits = raw.str.replace(r"\.0+$", "", regex=True).str.replace(r"\D", "", regex=True)
     placeholder |= raw_digits.isin(rules.placeholder_ids).fillna(False)
-    placeholder |= raw_digits.str.fullmatch(r"(\d)\1{5,}").fillna(False)
+    placeholder |= raw_digits.str.fullmatch(_ONE_DIGIT_6).fillna(False)
     length = digits.str.len().fillna(0)
     kind = pd.Series("invalid", index=raw.index, dtype="string[pyarrow]")
     kind = kind.mask(length == 9, "old").mask(length == 12, "personal")
