@@ -1,0 +1,111 @@
+"""Scale: the whole reconciliation on registries of growing size, against the hardware floor.
+
+    python -m bench.scale [--sizes 1000000,3000000,10000000] [--dose-share 0.15] [--workers 1,2]
+
+For each registry size (seeded, cached under bench/cache/) with exports of
+`dose-share` × size dose rows, runs `vaxrecon run --force` in a fresh process and
+prints per stage (summed over provinces, from run.json) the wall time and rows
+per second, the whole run's wall time and peak memory (largest process), and the
+floor: the least work the job needs (reading the same files with
+calamine/pyarrow and an exact-ID hash join against the registry's IDs), with
+the ratio run / floor. Then how cost grows with size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from bench.common import dataset, measure
+
+STAGES = ("index", "ingest", "normalise", "link", "validate", "write")
+
+
+def floor_seconds(data: Path) -> tuple[float, int]:
+    """Read every export file with the fastest readers and hash-join its ID column to the registry."""
+    from python_calamine import CalamineWorkbook
+
+    t = time.perf_counter()
+    ids = pq.read_table(data / "registry.parquet", columns=["person_id"])
+    rows = 0
+    for path in sorted((data / "exports").rglob("*.*")):
+        if path.suffix == ".parquet":
+            table = pq.read_table(path)
+        elif path.suffix in (".xlsx", ".xls"):
+            sheet = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python(skip_empty_area=True)
+            header = [str(h) for h in sheet[0]]
+            table = pa.table({h: pa.array([str(r[i]) for r in sheet[1:]]) for i, h in enumerate(header)})
+        else:
+            head = path.read_bytes()[:65536]
+            enc = "utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf8"
+            if enc == "utf8":
+                try:
+                    head.decode("utf-8")
+                except UnicodeDecodeError:
+                    enc = "cp1258"
+            text = head.decode(enc, errors="ignore")
+            delim = max(",;\t|", key=text.count)
+            table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(encoding=enc),
+                                   parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=lambda r: "skip"),
+                                   convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+        id_col = next((c for c in table.column_names if "CMND" in c.upper() or "CCCD" in c.upper()
+                       or "ĐỊNH DANH" in c.upper() or "DINH" in c.upper() or "id" in c.lower()), table.column_names[0])
+        probe = pa.table({"person_id": table.column(id_col).cast(pa.string())})
+        probe.join(ids, "person_id", join_type="left semi")
+        rows += table.num_rows
+    return time.perf_counter() - t, rows
+
+
+def run_once(data: Path, out: Path, workers: int | None) -> tuple[float, float, dict]:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env |= {"PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    cmd = [sys.executable, "-m", "pipeline.cli", "run", "--registry", str(data / "registry.parquet"),
+           "--exports", str(data / "exports"), "--out", str(out), "--run-date", "2026-11-26", "--force"]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    seconds, peak_gb, _ = measure(cmd, env)
+    return seconds, peak_gb, json.loads((out / "run.json").read_text(encoding="utf-8"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1000000,3000000")
+    ap.add_argument("--dose-share", type=float, default=0.15)
+    ap.add_argument("--workers", default="", help="also run with these Dask worker counts, e.g. 1,2")
+    args = ap.parse_args()
+    results = []
+    for size in [int(x) for x in args.sizes.split(",")]:
+        doses = int(size * args.dose_share)
+        data = dataset(size, doses, rows_per_file=50_000)
+        floor, _ = floor_seconds(data)
+        for workers in [None, *[int(w) for w in args.workers.split(",") if w]]:
+            with tempfile.TemporaryDirectory() as tmp:
+                seconds, peak, summary = run_once(data, Path(tmp), workers)
+            stages = {s: sum(p["stage_seconds"].get(s, 0.0) for p in summary["provinces"].values()) for s in STAGES}
+            rows = sum(p["rows"] for p in summary["provinces"].values())
+            label = f"{size:,} people, {rows:,} dose rows" + (f", Dask {workers} worker(s)" if workers else "")
+            print(f"\n== {label}")
+            print(f"{'stage':<12}{'seconds':>9}{'rows/s':>12}")
+            for name, sec in stages.items():
+                per = (size if name == "index" else rows) / sec if sec else float("nan")
+                print(f"{name:<12}{sec:>9.1f}{per:>12,.0f}")
+            print(f"whole run {seconds:.1f} s, peak memory {peak:.2f} GB (run, its Prefect server and Dask workers together); "
+                  f"floor {floor:.1f} s; ratio run/floor {seconds / floor:.1f}")
+            results.append((size, rows, workers, seconds, peak))
+    base = [r for r in results if r[2] is None]
+    if len(base) > 1:
+        (s0, _, _, t0, _), (s1, _, _, t1, _) = base[0], base[-1]
+        print(f"\ngrowth {s0:,} -> {s1:,} people ({s1 / s0:.1f}x): run time x{t1 / t0:.2f}")
+
+
+if __name__ == "__main__":
+    main()
