@@ -132,6 +132,19 @@ def test_dose_numbers():
     assert pd.isna(out["dose_number"].iloc[5])
 
 
+def test_boosters_written_as_tang_cuong_count_from_the_third_dose():
+    out = normalize_dose_numbers(pd.Series(["Tăng cường 1", "Mũi tăng cường lần 2", "Mũi tăng cường", "Booster 2",
+                                            "Mũi 3 (nhắc lại lần 1)"]))
+    assert out["dose_number"].tolist() == [3, 4, 3, 4, 3]
+
+
+def test_the_childrens_pfizer_and_bracketed_brand_names_are_known():
+    out = normalize_vaccines(pd.Series(["Pfizer (trẻ em)", "Pfizer nhi", "Pfizer (5-11 tuổi)", "Vero Cell (Sinopharm)",
+                                        "Moderna (Spikevax)", "Sinovac"]))
+    assert out["vaccine"].tolist()[:5] == ["Pfizer", "Pfizer", "Pfizer", "Vero Cell", "Moderna"]
+    assert not out["vaccine_known"].iloc[5], "a vaccine not in the catalogue is flagged, not guessed"
+
+
 @settings(max_examples=200, deadline=None)
 @given(digits=st.from_regex(r"0[0-9]{11}|[0-9]{9}", fullmatch=True))
 def test_id_repair_is_idempotent_and_keeps_canonical_values(digits):
