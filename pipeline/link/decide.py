@@ -34,12 +34,20 @@ def posterior(scored: pd.DataFrame, null_weight: float) -> pd.Series:
 
 
 def reasons(scored: pd.DataFrame) -> pd.Series:
-    """'số định danh trùng; họ tên trùng; ngày sinh trùng' from the comparison levels."""
-    parts = [scored[f"{f}_level"].map(REASON_VI[f]).fillna("") for f in FIELDS]
+    """'số định danh trùng; họ tên trùng; ngày sinh trùng' from the comparison levels.
+
+    Built once per distinct combination of levels (a few hundred), then mapped to the rows.
+    """
+    cols = [f"{f}_level" for f in FIELDS]
+    levels = scored[cols].astype(object).where(scored[cols].notna(), "")
+    combos = levels.drop_duplicates().reset_index(drop=True)
+    parts = [combos[f"{f}_level"].map(REASON_VI[f]).fillna("").astype("string[pyarrow]") for f in FIELDS]
     joined = parts[0]
     for part in parts[1:]:
         joined = joined.str.cat(part, sep="; ")
-    return joined.str.replace(r"(; )+", "; ", regex=True).str.strip("; ")
+    combos["_reason"] = joined.str.replace(r"(; )+", "; ", regex=True).str.strip("; ").to_numpy()
+    text = levels.merge(combos, on=cols, how="left")["_reason"].to_numpy()
+    return pd.Series(text, index=scored.index, dtype="string[pyarrow]")
 
 
 def null_weight(model: dict, registry_size: int) -> float:
@@ -55,8 +63,8 @@ def decide(profiles: pd.DataFrame, scored: pd.DataFrame, model: dict,
     scored["p"] = posterior(scored, null_weight(model, registry_size))
     scored = scored.sort_values(["profile", "p"], ascending=[True, False])
     scored = scored.groupby("profile").head(int(model["max_candidates"]))
-    scored["reason"] = reasons(scored)
     best = scored.groupby("profile").head(1).set_index("profile")
+    best["reason"] = reasons(best)
     out = pd.DataFrame(index=profiles.index)
     out["best_row"] = best["row"].reindex(out.index).astype("Int64")
     out["match_score"] = best["p"].reindex(out.index).fillna(0.0).astype("float64")
