@@ -12,6 +12,7 @@ import pandas as pd
 from rapidfuzz import fuzz, process
 
 from pipeline.link.index import RegistryIndex
+from pipeline.text import regex_replace
 
 FIELDS = ("id", "name", "dob", "sex", "phone", "place")
 
@@ -61,11 +62,11 @@ def name_levels(p: pd.DataFrame, r: pd.DataFrame, close: float, fuzzy: float) ->
     fold = (a == b).to_numpy()
     reordered = ((p["name_sorted"] == r["name_sorted"]) | (p["name_joined"] == r["name_joined"])).fillna(False).to_numpy()
     variant = ((p["family_variant"] == r["family_variant"])
-               & (a.str.replace(r"^\S+", "", regex=True) == b.str.replace(r"^\S+", "", regex=True))).fillna(False).to_numpy()
+               & (regex_replace(a, r"^\S+", "") == regex_replace(b, r"^\S+", ""))).fillna(False).to_numpy()
     sim = np.full(len(a), 100.0)
     todo = ~(exact | fold | reordered | variant | missing)
     if todo.any():
-        sim[todo] = process.cpdist(a[todo].tolist(), b[todo].tolist(), scorer=fuzz.ratio, workers=1)
+        sim[todo] = process.cpdist(a[todo].tolist(), b[todo].tolist(), scorer=fuzz.ratio, workers=-1)
     marked = p["full_name"].str.contains(r"[^\x00-\x7f]", regex=True).fillna(False).to_numpy()
     level = np.select([missing, exact, fold & ~marked, fold, reordered, variant, sim >= close, sim >= fuzzy],
                       ["missing", "exact", "fold", "fold_marked", "reordered", "variant", "close", "fuzzy"],
@@ -126,6 +127,13 @@ def level_weights(comparisons: dict, field: str, levels: np.ndarray, tf: np.ndar
     return out
 
 
+PROFILE_COLUMNS = ("dob", "dob_year", "family_variant", "full_name", "id_birth_year", "id_household", "id_kind",
+                   "id_number", "id_sex", "id_structure_ok", "name_fold", "name_joined", "name_key", "name_sorted",
+                   "phone", "place_fold", "sex")
+REGISTRY_COLUMNS = ("birth_year", "date_of_birth", "dob_swapped", "family_variant", "household_id", "name_fold",
+                    "name_joined", "name_key", "name_sorted", "old_id", "person_id", "phone", "place_fold", "sex")
+
+
 def score_pairs(pairs: pd.DataFrame, profiles: pd.DataFrame, index: RegistryIndex, model: dict,
                 estimate: bool = True) -> pd.DataFrame:
     """Comparison levels, weights and total log2 Bayes factor of every candidate pair.
@@ -133,8 +141,12 @@ def score_pairs(pairs: pd.DataFrame, profiles: pd.DataFrame, index: RegistryInde
     With `estimate`, the m probabilities are re-estimated from this batch's
     confident links (see `estimate_m`) before the weights are applied.
     """
-    p = profiles.loc[pairs["profile"].to_numpy()].reset_index(drop=True)
-    r = index.people.iloc[pairs["row"].to_numpy()].reset_index(drop=True)
+    # Take only the columns the comparisons read: a take over every column of the registry
+    # frame costs more than all the comparisons together.
+    p = profiles[[c for c in PROFILE_COLUMNS if c in profiles.columns]].loc[pairs["profile"].to_numpy()]
+    p = p.reset_index(drop=True)
+    r = index.people[[c for c in REGISTRY_COLUMNS if c in index.people.columns]].iloc[pairs["row"].to_numpy()]
+    r = r.reset_index(drop=True)
     out = pairs.reset_index(drop=True).copy()
     out["id_level"] = id_levels(p, r)
     out["name_level"], out["name_sim"] = name_levels(p, r, model["name_close_ratio"], model["name_fuzzy_ratio"])
