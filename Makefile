@@ -68,6 +68,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.normalize
 	$(BIN)/python -m bench.accuracy
+	$(BIN)/python -m bench.startup
 
 sample: $(STAMP)
 	rm -rf data/sample && $(BIN)/vaxrecon synth --out data/sample --people 8000 --doses 4000 --provinces 01,79,66 --seed 7
