@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "or postgresql+psycopg://user@host/db")
     dash.add_argument("--deadline", type=_date, default=None,
                       help="deadline for the projection (YYYY-MM-DD); default 1 June after the latest run")
-    dash.add_argument("--port", type=int, default=8501)
+    dash.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
     dash.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 to serve a network)")
     return parser
 
