@@ -127,7 +127,8 @@ def nightly_reconciliation(registry: str | Path, exports: str | Path, out: str |
     runs: dict[str, ProvinceRun] = {}
     futures: dict[str, PrefectFuture] = {}
     for code in codes:
-        fp = province_fingerprint(code, exports, common, run_date, store.decisions(code))
+        decisions = store.decisions(code)
+        fp = province_fingerprint(code, exports, common, run_date, decisions)
         kept = None if force else stored_run(work_dir(out, code) / "prepare.json", fp)
         if kept is not None and (work_dir(out, code) / "linked.parquet").exists():
             kept.reused, kept.stage_seconds = "linking", {}
@@ -135,7 +136,7 @@ def nightly_reconciliation(registry: str | Path, exports: str | Path, out: str |
             log.info("province %s: inputs unchanged, linking reused", code)
         else:
             futures[code] = link_province.submit(code, exports, out, rules_dir, registry, common, run_date,
-                                                 store.decisions(code), validate, fp)
+                                                 decisions, validate, fp)
     _gather(futures, runs)
 
     linked = [c for c in codes if runs[c].error is None]

@@ -21,7 +21,6 @@ import logging
 import shutil
 import tempfile
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,15 +126,10 @@ def registry_files(registry: Path) -> list[Path]:
     return sorted(registry.rglob("*.parquet")) if registry.is_dir() else [registry]
 
 
-def content_digest(paths: list[Path], root: Path) -> str:
-    """Content hash of files, computed afresh every run (timestamps are never trusted)."""
-    return tree_digest(paths, root)
-
-
 def run_inputs_digest(registry: Path, rules_dir: Path, validate: bool) -> str:
     """What every province depends on: registry content, rules, code version, validation on or off."""
-    reg = content_digest(registry_files(registry), registry if registry.is_dir() else registry.parent)
-    rules = content_digest(sorted(p for p in rules_dir.rglob("*") if p.is_file()), rules_dir)
+    reg = tree_digest(registry_files(registry), registry if registry.is_dir() else registry.parent)
+    rules = tree_digest(sorted(p for p in rules_dir.rglob("*") if p.is_file()), rules_dir)
     return hashlib.blake2b(f"{reg}|{rules}|{pipeline.__version__}|{validate}".encode(), digest_size=16).hexdigest()
 
 
@@ -143,7 +137,7 @@ def province_fingerprint(code: str, exports: Path, common: str, run_date: dt.dat
                          decisions: dict[str, Decision]) -> str:
     """Stage 1 depends on the province's files, the common inputs, the run year (two-digit-year pivot)
     and the officers' review decisions for the province."""
-    files = content_digest(export_files(exports / code), exports)
+    files = tree_digest(export_files(exports / code), exports)
     dec = json.dumps(sorted((d.case_key, d.decision, d.candidates) for d in decisions.values()))
     text = f"{code}|{files}|{common}|{run_date.year}|{dec}"
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
@@ -285,7 +279,9 @@ def dose_checks(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date)
         back = {k: pd.Series(v[sel], index=order).sort_index().to_numpy() for k, v in flags.items()}
         table = pa.table({"dose_codes": code_lists(back, len(part))})
         write_parquet(table, work_dir(out, code) / "dose_codes.parquet")
-        digests[code] = hashlib.blake2b(json.dumps(table.column(0).to_pylist()).encode(), digest_size=16).hexdigest()
+        joined = pc.binary_join(table.column(0), ",").to_pandas()  # one string per row, no Python loop
+        hashed = pd.util.hash_pandas_object(joined, index=False).to_numpy()
+        digests[code] = hashlib.blake2b(hashed.tobytes(), digest_size=16).hexdigest()
     return digests
 
 
@@ -293,14 +289,14 @@ def dose_checks(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date)
 
 def check_conservation(rows_read_by_file: dict[str, int], table: pa.Table) -> None:
     """Data rows read per file = rows written per file, each (file, row) once; raises naming the files."""
-    files = pd.Series(table.column("source_file").to_pylist(), dtype=object)
-    rows = pd.Series(table.column("source_row").to_pylist(), dtype=object)
-    written = files.value_counts()
-    bad = sorted(f for f in set(rows_read_by_file) | set(written.index)
+    per_file = table.group_by("source_file").aggregate([("source_row", "count")]).to_pandas()
+    written = dict(zip(per_file["source_file"], per_file["source_row_count"], strict=True))
+    bad = sorted(f for f in set(rows_read_by_file) | set(written)
                  if int(written.get(f, 0)) != int(rows_read_by_file.get(f, 0)))
     if bad:
         raise RuntimeError(f"row conservation violated: rows read ≠ rows written for {', '.join(bad)}")
-    if pd.DataFrame({"f": files, "r": rows}).duplicated().any():
+    keys = table.group_by(["source_file", "source_row"]).aggregate([])
+    if keys.num_rows != table.num_rows:
         raise RuntimeError("row conservation violated: duplicate (source_file, source_row) keys")
 
 
@@ -343,14 +339,13 @@ def finish_province(prepared: ProvinceRun, out: Path, rules_dir: Path, registry:
         write_report(df, code, out / "reports" / code, rules, run_date, run.files_read, run.files_quarantined)
         run.review_cases = write_review(df, code, out / "review" / f"{code}.xlsx", index)
         write_parquet(table, out / "corrected" / f"{code}.parquet")
-    status = pd.Series(table.column("status").to_pylist(), dtype=object)
+    status = df["status"]
     counts_by_status = status.value_counts()
     run.rows_by_status = {s: int(counts_by_status.get(s, 0)) for s in STATUSES}
-    person = pd.Series(table.column("person_id").to_pylist(), dtype=object).fillna(
-        pd.Series(table.column("case_key").to_pylist(), dtype=object))
+    person = df["person_id"].fillna(df["case_key"])
     people = pd.DataFrame({"status": status, "person": person}).drop_duplicates()["status"].value_counts()
     run.people_by_status = {s: int(people.get(s, 0)) for s in STATUSES}
-    counts = Counter(pc.list_flatten(table.column("error_codes")).to_pylist())
+    counts = pc.list_flatten(table.column("error_codes")).to_pandas().value_counts()
     run.rows_by_code = {c: int(counts.get(c, 0)) for c in ALL_CODES}
     run.fingerprint, run.computed_in = fingerprint, run_id
     write_json(run.to_json(), work_dir(out, code) / "finish.json")   # last: marks the outputs complete

@@ -70,7 +70,7 @@ def _write_night(data: Path, dest: Path, truth: pd.DataFrame, registry: pd.DataF
             shutil.copyfile(path, dest / rel)
             continue
         pid = key.reindex(pd.MultiIndex.from_arrays([[rel.as_posix()] * len(frame), frame["source_row"]])).to_numpy()
-        hit = np.array([isinstance(p, str) and p in fixed for p in pid])
+        hit = pd.Series(pid).isin(fixed).to_numpy()
         frame = frame.astype(object)
         if hit.any():
             reg = registry.loc[pid[hit]]
