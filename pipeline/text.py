@@ -29,7 +29,9 @@ def fold_series(values: pd.Series) -> pd.Series:
     """Vectorised diacritic removal keeping spaces: 'Nguyễn Văn' -> 'nguyen van'."""
     s = values.astype("string[pyarrow]").str.lower()
     s = s.str.replace("đ", "d", regex=False).str.replace("ð", "d", regex=False)
-    s = s.str.normalize("NFD").str.replace(r"[\u0300-\u036f]", "", regex=True)
+    # The pattern holds the marks themselves, not "\\u" escapes: pandas sends a pattern with
+    # escapes to Python's `re`, one value at a time, instead of Arrow's RE2 kernel.
+    s = s.str.normalize("NFD").str.replace("[\u0300-\u036f]", "", regex=True)
     return s
 
 

@@ -87,16 +87,30 @@ def read_registry(path: Path | str) -> pd.DataFrame:
         table = dataset.to_table(columns=[c for c in (*REQUIRED, *OPTIONAL) if c in names])
     except (pa.ArrowException, OSError) as exc:
         raise RegistryError(f"registry {path} cannot be read: {exc}") from exc
+    dob = table.column("date_of_birth")
+    table = table.drop_columns(["date_of_birth"])
     frame = table.to_pandas(types_mapper=pd.ArrowDtype)
     for col in frame.columns:
-        if col not in ("date_of_birth", "birth_year"):
+        if col != "birth_year":
             frame[col] = frame[col].astype("string[pyarrow]")
-    frame["date_of_birth"] = pd.to_datetime(frame["date_of_birth"].astype(object), errors="coerce").astype("datetime64[s]")
+    frame["date_of_birth"] = _dates(dob)
     frame["birth_year"] = frame["birth_year"].astype("Int16")
     for col in OPTIONAL:
         if col not in frame:
             frame[col] = pd.Series(pd.NA, index=frame.index, dtype="string[pyarrow]")
     return frame
+
+
+def _dates(column: pa.ChunkedArray) -> pd.Series:
+    """A registry date column (date32, timestamp or text) as datetime64[s], NaT where unreadable.
+
+    Arrow casts dates and timestamps in C; only text goes through pandas, parsed as ISO dates.
+    """
+    if pa.types.is_date(column.type) or pa.types.is_timestamp(column.type):
+        values = column.cast(pa.timestamp("s")).to_numpy()
+        return pd.Series(values, dtype="datetime64[s]")
+    text = pd.Series(column.to_pandas(), dtype="string[pyarrow]").str.slice(0, 10)
+    return pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").astype("datetime64[s]")
 
 
 def _freq(keys: pd.Series) -> pd.Series:
@@ -106,8 +120,9 @@ def _freq(keys: pd.Series) -> pd.Series:
 
 def _pair_agreement_within(people: pd.DataFrame, group: str, column: str) -> float:
     """P(two registry people agree on `column` | they share `group`), over all such pairs."""
-    sizes = people.groupby(group, observed=True).size()
-    both = people.dropna(subset=[column]).groupby([group, column], observed=True).size()
+    pairs = people[[group, column]]
+    sizes = pairs.groupby(group, observed=True).size()
+    both = pairs.dropna(subset=[column]).groupby([group, column], observed=True).size()
     pairs = float((sizes * (sizes - 1) / 2).sum())
     same = float((both * (both - 1) / 2).sum())
     return same / pairs if pairs else 0.0

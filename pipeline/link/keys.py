@@ -31,7 +31,17 @@ def add_id_halves(frame: pd.DataFrame, column: str, head: str, tail: str) -> pd.
 
 
 def place_key(district: pd.Series, ward: pd.Series) -> pd.Series:
-    """Folded 'district|ward' (ward names such as 'Phường 3' repeat across districts)."""
-    d = fold_series(district).str.replace(r"[^a-z0-9]", "", regex=True)
-    w = fold_series(ward).str.replace(r"[^a-z0-9]", "", regex=True)
-    return (d + "|" + w).astype("string[pyarrow]")
+    """Folded 'district|ward' (ward names such as 'Phường 3' repeat across districts).
+
+    Computed once per distinct (district, ward) pair: a registry of millions has a few thousand.
+    """
+    null = "\x00"  # stands for a missing part inside the pair's text; no name contains it
+    pair = district.astype("string[pyarrow]").fillna(null) + "\x1f" + ward.astype("string[pyarrow]").fillna(null)
+    codes, uniques = pd.factorize(pair)
+    parts = pd.Series(uniques, dtype="string[pyarrow]").str.split("\x1f", n=1, expand=True)
+    d = fold_series(parts[0].replace(null, pd.NA)).str.replace(r"[^a-z0-9]", "", regex=True)
+    w = fold_series(parts[1].replace(null, pd.NA)).str.replace(r"[^a-z0-9]", "", regex=True)
+    keys = (d + "|" + w).astype("string[pyarrow]")
+    out = keys.reindex(codes).reset_index(drop=True)
+    out.index = district.index
+    return out

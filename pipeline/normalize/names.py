@@ -170,9 +170,10 @@ def _canon_spaces(text: str) -> str:
 
 def detect_tone_style(names: Iterable[str]) -> str:
     """'old' (Hòa) or 'new' (Hoà): whichever the given canonical names use more."""
+    # Whitespace as a character class, not \s: pandas sends \s to Python's `re`, value by value.
     s = pd.Series(list(names), dtype="string[pyarrow]").str.lower()
-    old = sum(int(s.str.contains(o + r"(?:\s|$)", regex=True).sum()) for o, _ in _STYLE_PAIRS)
-    new = sum(int(s.str.contains(n + r"(?:\s|$)", regex=True).sum()) for _, n in _STYLE_PAIRS)
+    old = sum(int(s.str.contains(o + "(?:[ \t\u00a0]|$)", regex=True).sum()) for o, _ in _STYLE_PAIRS)
+    new = sum(int(s.str.contains(n + "(?:[ \t\u00a0]|$)", regex=True).sum()) for _, n in _STYLE_PAIRS)
     return "new" if new > old else "old"
 
 
