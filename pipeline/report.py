@@ -8,19 +8,21 @@ against formula injection.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import xlsxwriter
 
 from pipeline.output import atomic_write
 from pipeline.rules import ALL_CODES, STATUSES, Rules
+from pipeline.sheets import Column, chunks, csv_bytes, fill_sheets, sheet_names, to_arrow
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 SEX_VI = {"M": "Nam", "F": "Nữ"}
@@ -89,12 +91,35 @@ def _suggestion(df: pd.DataFrame, group: Group) -> pd.Series:
     return df[group.field].where(linked, "")
 
 
-def rows_for(df: pd.DataFrame, group: Group, rules: Rules) -> pd.DataFrame:
+@dataclass(frozen=True)
+class RowCodes:
+    """Every row's error codes: flattened with the row each came from, and joined with '|'."""
+
+    flat: np.ndarray
+    parents: np.ndarray
+    joined: np.ndarray
+
+    @classmethod
+    def of(cls, df: pd.DataFrame) -> RowCodes:
+        """Built with Arrow list kernels, no Python call per row."""
+        lists = pa.array(list(df["error_codes"]) if len(df) else [], type=pa.list_(pa.string()))
+        return cls(pc.list_flatten(lists).to_numpy(zero_copy_only=False).astype(object),
+                   pc.list_parent_indices(lists).to_numpy(),
+                   pc.binary_join(lists, "|").to_numpy(zero_copy_only=False).astype(object))
+
+
+def rows_for(df: pd.DataFrame, group: Group, rules: Rules, codes: RowCodes | None = None) -> pd.DataFrame:
     """The rows a group lists, with the report's columns."""
-    hit = df["error_codes"].map(lambda c: any(x in group.codes for x in c)) | df["status"].isin(group.statuses)
+    codes = codes or RowCodes.of(df)
+    in_group = np.zeros(len(df), dtype=bool)
+    in_group[codes.parents[np.isin(codes.flat, list(group.codes))]] = True
+    hit = in_group | df["status"].isin(group.statuses).to_numpy()
     sub = df[hit].copy()
     labels = rules.labels_codes
-    sub["codes_vi"] = sub["error_codes"].map(lambda c: "; ".join(labels[x] for x in c))
+    # Codes in Vietnamese: one join per distinct combination of codes, mapped to the rows.
+    joined = pd.Series(codes.joined[hit], index=sub.index, dtype=object)
+    combos = {k: "; ".join(labels[x] for x in k.split("|") if x) for k in joined.unique()}
+    sub["codes_vi"] = joined.map(combos)
     sub["status_vi"] = sub["status"].map(rules.labels_statuses)
     sub = pd.concat([sub, _registry_side(sub)], axis=1)
     sub["suggestion"] = _suggestion(sub, group)
@@ -109,35 +134,23 @@ def print_setup(ws: xlsxwriter.worksheet.Worksheet) -> None:
     ws.repeat_rows(0)
 
 
-def _write_sheet(wb: xlsxwriter.Workbook, name: str, rows: pd.DataFrame, fmt: dict) -> None:
+KINDS = {"source_row": "int", "reg_date_of_birth": "date", "dose_date": "date"}
+
+
+def list_columns(rows: pd.DataFrame) -> list[Column]:
+    """The report's columns of a list as Arrow arrays (dates as dates, the row number as a number)."""
+    return [Column(title, KINDS.get(key, "text"), to_arrow(rows[key], KINDS.get(key, "text"))) for title, key, _ in COLUMNS]
+
+
+def _write_sheet(wb: xlsxwriter.Workbook, name: str, n_rows: int, fmt: dict) -> None:
+    """The sheet's layout and header; its rows are filled in after the workbook closes (`fill_sheets`)."""
     ws = wb.add_worksheet(name)
     print_setup(ws)
     for j, (title, _, width) in enumerate(COLUMNS):
         ws.write_string(0, j, title, fmt["header"])
         ws.set_column(j, j, width)
     ws.freeze_panes(1, 0)
-    ws.autofilter(0, 0, max(len(rows), 1), len(COLUMNS) - 1)
-    for i, rec in enumerate(rows[[c for _, c, _ in COLUMNS]].itertuples(index=False), start=1):
-        for j, value in enumerate(rec):
-            key = COLUMNS[j][1]
-            if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
-                continue
-            if key == "source_row":
-                ws.write_number(i, j, int(value))
-            elif isinstance(value, dt.date | pd.Timestamp):
-                ws.write_datetime(i, j, pd.Timestamp(value).to_pydatetime(), fmt["date"])
-            else:
-                ws.write_string(i, j, safe_text(value))
-
-
-def _csv(rows: pd.DataFrame) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow([t for t, _, _ in COLUMNS])
-    for rec in rows[[c for _, c, _ in COLUMNS]].itertuples(index=False):
-        w.writerow([safe_text(pd.Timestamp(v).strftime("%d/%m/%Y") if isinstance(v, dt.date | pd.Timestamp) else v)
-                    for v in rec])
-    return buf.getvalue()
+    ws.autofilter(0, 0, max(n_rows, 1), len(COLUMNS) - 1)
 
 
 def _summary(wb: xlsxwriter.Workbook, df: pd.DataFrame, province: str, rules: Rules, run_date: dt.date,
@@ -179,22 +192,32 @@ def _summary(wb: xlsxwriter.Workbook, df: pd.DataFrame, province: str, rules: Ru
 
 def write_report(df: pd.DataFrame, province: str, folder: Path, rules: Rules, run_date: dt.date,
                  files_read: Iterable[str], quarantined: list[dict[str, str]]) -> Path:
-    """Write reports/<PP>/bao_cao_<PP>.xlsx and one UTF-8-with-BOM CSV per list."""
+    """Write reports/<PP>/bao_cao_<PP>.xlsx and one UTF-8-with-BOM CSV per list.
+
+    A list longer than an Excel sheet continues on sheets named '<list> (2)', ...; its CSV holds it whole.
+    """
     path = folder / f"bao_cao_{province}.xlsx"
-    lists = [(group, rows_for(df, group, rules)) for group in GROUPS]  # computed once, written twice
+    codes = RowCodes.of(df)
+    lists = [(group, list_columns(rows_for(df, group, rules, codes))) for group in GROUPS]  # built once, written twice
 
     def build(tmp: Path) -> None:
         wb = xlsxwriter.Workbook(str(tmp), {"constant_memory": True, "strings_to_numbers": False,
                                             "strings_to_formulas": False, "strings_to_urls": False})
         fmt = {"header": wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True}),
                "date": wb.add_format({"num_format": "dd/mm/yyyy"}), "title": wb.add_format({"bold": True, "font_size": 13})}
+        date_style = fmt["date"]._get_xf_index()   # fixed now, so the filled cells can name it
         _summary(wb, df, province, rules, run_date, files_read, quarantined, fmt)
-        for group, rows in lists:
-            _write_sheet(wb, group.sheet, rows, fmt)
+        fills, position = {}, 1
+        for group, columns in lists:
+            n = len(columns[0].values)
+            for name, span in zip(sheet_names(group.sheet, n), chunks(n), strict=True):
+                position += 1
+                _write_sheet(wb, name, span[1] - span[0], fmt)
+                fills[position] = (columns, span, date_style)
         wb.close()
+        fill_sheets(tmp, fills)
 
     atomic_write(path, build)
-    for group, rows in lists:
-        data = _csv(rows).encode("utf-8-sig")
-        atomic_write(folder / f"{group.slug}.csv", partial(Path.write_bytes, data=data))
+    for group, columns in lists:
+        atomic_write(folder / f"{group.slug}.csv", partial(Path.write_bytes, data=csv_bytes(columns)))
     return path

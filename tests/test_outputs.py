@@ -205,3 +205,49 @@ def test_review_lines_show_years_as_years():
     row = pd.Series({"date_of_birth": None, "birth_year": 2016.0})
     assert _dob_agree(row, pd.Series({"date_of_birth": pd.Timestamp("2016-05-20"), "birth_year": 2016})) == "khớp (năm)"
     assert _dob_agree(row, pd.Series({"date_of_birth": pd.Timestamp("2015-05-20"), "birth_year": 2015})) == "khác"
+
+
+def test_fast_sheet_cells_are_escaped_typed_and_formula_safe(tmp_path, monkeypatch):
+    """The vectorised sheet writer: XML-escaped text, numbers, dates, blanks, guarded formulas,
+    and a list longer than a sheet continued on further sheets."""
+    import datetime as dt
+
+    import pyarrow as pa
+    import python_calamine
+    import xlsxwriter
+
+    from pipeline import sheets
+
+    monkeypatch.setattr(sheets, "MAX_ROWS", 3)   # two data rows per sheet
+    text = ["a<b & c>d", "=SUM(A1)", None, "x\x01y", "Nguyễn"]
+    columns = [sheets.Column("Chữ", "text", pa.array(text)),
+               sheets.Column("Số", "int", pa.array([1, 2, None, 4, 5], pa.int64())),
+               sheets.Column("Ngày", "date", pa.array([dt.date(2021, 5, 11), None, dt.date(1900, 2, 28),
+                                                       dt.date(2022, 5, 31), dt.date(1899, 5, 1)], pa.date32()))]
+    path = tmp_path / "t.xlsx"
+    wb = xlsxwriter.Workbook(str(path), {"constant_memory": True})
+    style = wb.add_format({"num_format": "dd/mm/yyyy"})._get_xf_index()
+    names = sheets.sheet_names("Danh sách rất dài cần chia nhiều trang", 5)
+    assert names[0] == "Danh sách rất dài cần chia nhiều trang" and names[1].endswith(" (2)") and len(names) == 3
+    names = [n[:31] for n in names]
+    fills = {}
+    for k, (name, span) in enumerate(zip(names, sheets.chunks(5), strict=True), start=1):
+        ws = wb.add_worksheet(name)
+        ws.write_row(0, 0, [c.title for c in columns])
+        fills[k] = (columns, span, style)
+    wb.close()
+    sheets.fill_sheets(path, fills)
+
+    wb_o = openpyxl.load_workbook(path)
+    rows = [r for ws in wb_o.worksheets for r in ws.iter_rows(min_row=2, values_only=True)]
+    assert [r[0] for r in rows] == ["a<b & c>d", "'=SUM(A1)", None, "xy", "Nguyễn"]
+    assert [r[1] for r in rows] == [1, 2, None, 4, 5]
+    assert [r[2].date() if isinstance(r[2], dt.datetime) else r[2] for r in rows] == [
+        dt.date(2021, 5, 11), None, dt.date(1900, 2, 28), dt.date(2022, 5, 31), "01/05/1899"]
+    assert all(c.data_type != "f" for ws in wb_o.worksheets for r in ws.iter_rows() for c in r)
+    cal = python_calamine.CalamineWorkbook.from_path(str(path))
+    assert cal.get_sheet_by_index(0).to_python()[1][0] == "a<b & c>d"
+
+    data = sheets.csv_bytes(columns).decode("utf-8-sig").splitlines()
+    assert data[0] == '"Chữ","Số","Ngày"'
+    assert data[1] == '"a<b & c>d",1,"11/05/2021"' and data[2].startswith('"\'=SUM(A1)",2,')
