@@ -7,6 +7,7 @@ decision.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from pipeline.link.keys import add_block_keys, add_id_halves
@@ -18,11 +19,21 @@ CARRIED = ["full_name", "name_fold", "given_fold", "family_variant", "family_fol
            "dob_swappable", "id_sex", "id_birth_year", "id_structure_ok", "name_valid"]
 
 
+def combined_codes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """One code per distinct combination of `columns` (a missing value is a value), numbered in
+    order of first appearance: each column factorised on its own, then combined as integers."""
+    key = np.zeros(len(frame), dtype=np.int64)
+    for col in columns:
+        codes, uniques = pd.factorize(frame[col], use_na_sentinel=True)
+        key = key * (len(uniques) + 1) + (codes.astype(np.int64) + 1)
+        key, _ = pd.factorize(key)   # renumber so the next step cannot overflow
+        key = key.astype(np.int64)
+    return key
+
+
 def build_profiles(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     """(profiles, profile number of each row). Rows must be normalised."""
-    key = rows[PROFILE_KEY]
-    codes, _ = pd.factorize(pd.MultiIndex.from_frame(key.astype(object).fillna("\x00")))
-    profile_of_row = pd.Series(codes, index=rows.index, name="profile")
+    profile_of_row = pd.Series(combined_codes(rows, PROFILE_KEY), index=rows.index, name="profile")
     first = rows.groupby(profile_of_row, sort=True).head(1)
     prof = first[PROFILE_KEY + CARRIED].copy()
     prof.index = profile_of_row[first.index].to_numpy()

@@ -9,95 +9,124 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from rapidfuzz import fuzz, process
 
+from pipeline.link.encoded import (
+    NAT,
+    NO_YEAR,
+    NULL_PROFILE,
+    NULL_REGISTRY,
+    ProfileCodes,
+    RegistryCodes,
+)
 from pipeline.link.index import RegistryIndex
-from pipeline.text import regex_replace
 
 FIELDS = ("id", "name", "dob", "sex", "phone", "place")
 
 
-def _digits_matrix(values: pd.Series, width: int) -> np.ndarray:
-    arr = values.fillna("").astype(str).str.pad(width, fillchar="x").to_numpy().astype(f"U{width}")
-    return arr.view(np.uint32).reshape(-1, width)
+def _digit_matrix(values: np.ndarray, width: int) -> np.ndarray:
+    """Digits of non-negative integers, least significant first: shape (n, width)."""
+    powers = 10 ** np.arange(width, dtype=np.int64)
+    return (values[:, None] // powers[None, :]) % 10
 
 
-def _one_edit(a: pd.Series, b: pd.Series) -> np.ndarray:
-    """One substituted digit, or two adjacent digits transposed (same length)."""
+def one_edit(a_len: np.ndarray, a: np.ndarray, b_len: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """One substituted digit, or two adjacent digits transposed, between digit strings of the same
+    length (9 or 12), given as (length, integer value).
+
+    A substitution at digit k changes the value by c·10^k and a transposition by 9c·10^k
+    (1 <= |c| <= 9): only pairs whose difference has that form are compared digit by digit.
+    """
     out = np.zeros(len(a), dtype=bool)
     for width in (9, 12):
-        sel = ((a.str.len() == width) & (b.str.len() == width)).fillna(False).to_numpy()
+        sel = (a_len == width) & (b_len == width)
         if not sel.any():
             continue
-        x, y = _digits_matrix(a[sel], width), _digits_matrix(b[sel], width)
+        d = np.abs(a[sel] - b[sel])
+        m = d.copy()
+        for _ in range(width):
+            m = np.where((m > 0) & (m % 10 == 0), m // 10, m)
+        maybe = (d > 0) & ((m <= 9) | ((m % 9 == 0) & (m <= 81)))
+        idx = np.flatnonzero(sel)[maybe]
+        if not len(idx):
+            continue
+        x, y = _digit_matrix(a[idx], width), _digit_matrix(b[idx], width)
         diff = x != y
         n = diff.sum(axis=1)
         swapped = (n == 2) & (diff[:, :-1] & diff[:, 1:]).any(axis=1)
         swapped &= ((x[:, :-1] == y[:, 1:]) & (x[:, 1:] == y[:, :-1]) & diff[:, :-1]).any(axis=1)
-        out[sel] = (n == 1) | swapped
+        out[idx] = (n == 1) | swapped
     return out
 
 
-def id_levels(p: pd.DataFrame, r: pd.DataFrame) -> np.ndarray:
+def _levels(conditions: list[np.ndarray], names: list[str], default: str) -> pd.Categorical:
+    """np.select over level names, as a Categorical (no string per pair)."""
+    codes = np.select(conditions, list(range(len(names))), len(names)).astype(np.int8)
+    return pd.Categorical.from_codes(codes, categories=[*names, default])
+
+
+def id_levels(p: ProfileCodes, r: RegistryCodes, pi: np.ndarray, ri: np.ndarray) -> pd.Categorical:
     """exact | old | one_edit | household | different_own | different | missing."""
-    pid, kind = p["id_number"], p["id_kind"]
-    well_formed = kind.isin(["personal", "old"]).to_numpy()
-    exact = ((kind == "personal") & (pid == r["person_id"])).fillna(False).to_numpy()
-    old = ((kind == "old") & (pid == r["old_id"])).fillna(False).to_numpy()
-    target = r["person_id"].where(kind == "personal", r["old_id"])
-    edit = _one_edit(pid.where(pd.Series(well_formed, index=pid.index)), target) & well_formed
-    own = (p["id_structure_ok"].to_numpy()
-           & ((p["id_sex"] == p["sex"]) | p["sex"].isna()).fillna(False).to_numpy()
-           & (p["id_birth_year"].astype("Int32") == p["dob_year"].astype("Int32")).fillna(False).to_numpy())
-    household = (p["id_household"] == r["household_id"]).fillna(False).to_numpy() & well_formed
-    return np.select([exact, old, edit, household, well_formed & own, well_formed],
-                     ["exact", "old", "one_edit", "household", "different_own", "different"], "missing")
+    kind = p.kind[pi]
+    well_formed = kind > 0
+    exact = (kind == 1) & (p.codes["person_id"][pi] == r.codes["person_id"][ri])
+    old = (kind == 2) & (p.codes["old_id"][pi] == r.codes["old_id"][ri])
+    personal = kind == 1
+    t_len = np.where(personal, r.id_len["person_id"][ri], r.id_len["old_id"][ri])
+    t_val = np.where(personal, r.id_value["person_id"][ri], r.id_value["old_id"][ri])
+    edit = one_edit(p.id_len[pi], p.id_value[pi], t_len, t_val) & well_formed
+    household = (p.codes["household_id"][pi] == r.codes["household_id"][ri]) & well_formed
+    return _levels([exact, old, edit, household, well_formed & p.own[pi], well_formed],
+                   ["exact", "old", "one_edit", "household", "different_own", "different"], "missing")
 
 
-def name_levels(p: pd.DataFrame, r: pd.DataFrame, close: float, fuzzy: float) -> tuple[np.ndarray, np.ndarray]:
+def name_levels(p: ProfileCodes, r: RegistryCodes, pi: np.ndarray, ri: np.ndarray, close: float,
+                fuzzy: float) -> tuple[pd.Categorical, np.ndarray]:
     """(level, similarity 0-100): exact | fold | fold_marked | reordered | variant | close | fuzzy | different | missing."""
-    a, b = p["name_fold"].fillna(""), r["name_fold"].fillna("")
-    missing = (a == "").to_numpy()
-    exact = (p["name_key"] == r["name_key"]).fillna(False).to_numpy()
-    fold = (a == b).to_numpy()
-    reordered = ((p["name_sorted"] == r["name_sorted"]) | (p["name_joined"] == r["name_joined"])).fillna(False).to_numpy()
-    variant = ((p["family_variant"] == r["family_variant"])
-               & (regex_replace(a, r"^\S+", "") == regex_replace(b, r"^\S+", ""))).fillna(False).to_numpy()
-    sim = np.full(len(a), 100.0)
+    def same(col: str) -> np.ndarray:
+        return p.codes[col][pi] == r.codes[col][ri]
+
+    missing = p.missing_name[pi]
+    exact = same("name_key")
+    fold = same("name_fold")
+    reordered = same("name_sorted") | same("name_joined")
+    variant = same("family_variant") & same("name_rest")
+    sim = np.full(len(pi), 100.0)
     todo = ~(exact | fold | reordered | variant | missing)
     if todo.any():
-        sim[todo] = process.cpdist(a[todo].tolist(), b[todo].tolist(), scorer=fuzz.ratio, workers=-1)
-    marked = p["full_name"].str.contains(r"[^\x00-\x7f]", regex=True).fillna(False).to_numpy()
-    level = np.select([missing, exact, fold & ~marked, fold, reordered, variant, sim >= close, sim >= fuzzy],
-                      ["missing", "exact", "fold", "fold_marked", "reordered", "variant", "close", "fuzzy"],
-                      "different")
+        theirs = r.name_fold.take(pa.array(ri[todo])).fill_null("").to_pylist()
+        sim[todo] = process.cpdist(p.name_fold[pi[todo]].tolist(), theirs, scorer=fuzz.ratio, workers=-1)
+    marked = p.marked[pi]
+    level = _levels([missing, exact, fold & ~marked, fold, reordered, variant, sim >= close, sim >= fuzzy],
+                    ["missing", "exact", "fold", "fold_marked", "reordered", "variant", "close", "fuzzy"],
+                    "different")
     return level, sim
 
 
-def dob_levels(p: pd.DataFrame, r: pd.DataFrame) -> np.ndarray:
+def dob_levels(p: ProfileCodes, r: RegistryCodes, pi: np.ndarray, ri: np.ndarray) -> pd.Categorical:
     """exact | swapped | year_only | year_off | same_year | different | missing."""
-    pd_date, rd = p["dob"], r["date_of_birth"]
-    py = p["dob_year"].astype("Int32")
-    ry = r["birth_year"].astype("Int32")
-    missing = py.isna().to_numpy()
-    both_full = (pd_date.notna() & rd.notna()).to_numpy()
-    exact = both_full & (pd_date == rd).fillna(False).to_numpy()
-    swapped = both_full & (pd_date == r["dob_swapped"]).fillna(False).to_numpy()
-    same_year = (py == ry).fillna(False).to_numpy()
-    off = ((py - ry).abs() == 1).fillna(False).to_numpy()
-    same_md = both_full & (pd_date.dt.month == rd.dt.month).fillna(False).to_numpy() & (pd_date.dt.day == rd.dt.day).fillna(False).to_numpy()
-    return np.select(
-        [missing, exact, swapped, ~both_full & same_year, off & (same_md | ~both_full), same_year],
-        ["missing", "exact", "swapped", "year_only", "year_off", "same_year"], "different")
+    pdate, rdate = p.dob[pi], r.dob[ri]
+    py, ry = p.year[pi], r.year[ri]
+    missing = py == NO_YEAR
+    both_full = (pdate != NAT) & (rdate != NAT)
+    exact = both_full & (pdate == rdate)
+    swapped = both_full & (pdate == r.dob_swapped[ri])
+    years = (py != NO_YEAR) & (ry != NO_YEAR)
+    same_year = years & (py == ry)
+    off = years & (np.abs(py - ry) == 1)
+    same_md = both_full & (p.dob_md[pi] == r.dob_md[ri])
+    return _levels([missing, exact, swapped, ~both_full & same_year, off & (same_md | ~both_full), same_year],
+                   ["missing", "exact", "swapped", "year_only", "year_off", "same_year"], "different")
 
 
-def _simple(a: pd.Series, b: pd.Series, same: str, other: str) -> np.ndarray:
-    missing = (a.isna() | b.isna()).to_numpy()
-    eq = (a == b).fillna(False).to_numpy()
-    return np.select([missing, eq], ["missing", same], other)
+def simple_levels(p: ProfileCodes, r: RegistryCodes, col: str, pi: np.ndarray, ri: np.ndarray,
+                  same: str, other: str) -> pd.Categorical:
+    a, b = p.codes[col][pi], r.codes[col][ri]
+    return _levels([(a == NULL_PROFILE) | (b == NULL_REGISTRY), a == b], ["missing", same], other)
 
 
-def level_weights(comparisons: dict, field: str, levels: np.ndarray, tf: np.ndarray | None,
+def level_weights(comparisons: dict, field: str, levels: np.ndarray | pd.Categorical, tf: np.ndarray | None,
                   tf_floor: float, chance: float | None = None, extra: dict[str, float] | None = None) -> np.ndarray:
     """log2(m/u) per pair.
 
@@ -127,38 +156,31 @@ def level_weights(comparisons: dict, field: str, levels: np.ndarray, tf: np.ndar
     return out
 
 
-PROFILE_COLUMNS = ("dob", "dob_year", "family_variant", "full_name", "id_birth_year", "id_household", "id_kind",
-                   "id_number", "id_sex", "id_structure_ok", "name_fold", "name_joined", "name_key", "name_sorted",
-                   "phone", "place_fold", "sex")
-REGISTRY_COLUMNS = ("birth_year", "date_of_birth", "dob_swapped", "family_variant", "household_id", "name_fold",
-                    "name_joined", "name_key", "name_sorted", "old_id", "person_id", "phone", "place_fold", "sex")
-
-
 def score_pairs(pairs: pd.DataFrame, profiles: pd.DataFrame, index: RegistryIndex, model: dict,
                 estimate: bool = True) -> pd.DataFrame:
     """Comparison levels, weights and total log2 Bayes factor of every candidate pair.
 
-    With `estimate`, the m probabilities are re-estimated from this batch's
-    confident links (see `estimate_m`) before the weights are applied.
+    Both sides are integer-encoded (`pipeline.link.encoded`): a pair costs integer takes and
+    compares, and only fuzzy name similarity reads text. With `estimate`, the m probabilities
+    are re-estimated from this batch's confident links (see `estimate_m`) before the weights
+    are applied.
     """
-    # Take only the columns the comparisons read: a take over every column of the registry
-    # frame costs more than all the comparisons together.
-    p = profiles[[c for c in PROFILE_COLUMNS if c in profiles.columns]].loc[pairs["profile"].to_numpy()]
-    p = p.reset_index(drop=True)
-    r = index.people[[c for c in REGISTRY_COLUMNS if c in index.people.columns]].iloc[pairs["row"].to_numpy()]
-    r = r.reset_index(drop=True)
+    reg = RegistryCodes.of(index)
+    prof = ProfileCodes.of(profiles, reg)
+    pi = profiles.index.get_indexer(pairs["profile"].to_numpy())
+    ri = pairs["row"].to_numpy(dtype=np.int64)
     out = pairs.reset_index(drop=True).copy()
-    out["id_level"] = id_levels(p, r)
-    out["name_level"], out["name_sim"] = name_levels(p, r, model["name_close_ratio"], model["name_fuzzy_ratio"])
-    out["dob_level"] = dob_levels(p, r)
-    out["sex_level"] = _simple(p["sex"], r["sex"], "same", "different")
-    out["phone_level"] = _simple(p["phone"], r["phone"], "same", "different")
-    out["place_level"] = _simple(p["place_fold"], r["place_fold"], "same_ward", "other")
-    tf_key = index.name_freq.reindex(p["name_key"]).fillna(0).to_numpy()
-    tf_fold = index.fold_freq.reindex(p["name_fold"]).fillna(0).to_numpy()
-    tf_candidate = index.fold_freq.reindex(r["name_fold"]).fillna(0).to_numpy()
-    level = out["name_level"].to_numpy()
-    out["name_tf"] = np.select([level == "exact", np.isin(level, ["fold", "fold_marked"])], [tf_key, tf_fold], tf_candidate)
+    out["id_level"] = id_levels(prof, reg, pi, ri)
+    out["name_level"], out["name_sim"] = name_levels(prof, reg, pi, ri, model["name_close_ratio"], model["name_fuzzy_ratio"])
+    out["dob_level"] = dob_levels(prof, reg, pi, ri)
+    out["sex_level"] = simple_levels(prof, reg, "sex", pi, ri, "same", "different")
+    out["phone_level"] = simple_levels(prof, reg, "phone", pi, ri, "same", "different")
+    out["place_level"] = simple_levels(prof, reg, "place_fold", pi, ri, "same_ward", "other")
+    fold_code = reg.codes["name_fold"][ri]
+    tf_candidate = np.where(fold_code >= 0, reg.fold_freq[np.maximum(fold_code, 0)], 0.0)
+    level = out["name_level"].array
+    out["name_tf"] = np.select([level == "exact", (level == "fold") | (level == "fold_marked")],
+                               [prof.name_key_freq[pi], prof.name_fold_freq[pi]], tf_candidate)
     comparisons = estimate_m(out, model) if estimate else model["comparisons"]
     return apply_weights(out, comparisons, index, float(model.get("tf_floor", 1e-7)))
 
@@ -170,7 +192,7 @@ def apply_weights(out: pd.DataFrame, comparisons: dict, index: RegistryIndex, fl
               "id": index.chance_agreement["person_id"]}
     total = np.zeros(len(out))
     for field in FIELDS:
-        w = level_weights(comparisons, field, out[f"{field}_level"].to_numpy(),
+        w = level_weights(comparisons, field, out[f"{field}_level"].array,
                           out["name_tf"].to_numpy() if field == "name" else None, floor, chance.get(field),
                           {"household": index.chance_agreement["household_id"]})
         if field == "dob":

@@ -1,0 +1,154 @@
+"""Integer-encoded comparison keys: the registry's once per process, a province's per run.
+
+Scoring compares hundreds of thousands of candidate pairs on a dozen text
+keys. Taking those strings for every pair (an Arrow take per column) and
+comparing them costs more than all the comparison logic. Instead each key is
+encoded once against the registry's dictionary of its values: the registry
+gets an int32 code per person (-2 where it has no value), an export person the
+code of the same text (-1 where it has no value, -3 where the registry has no
+one with it), so two sides agree exactly when their codes are equal. A pair then costs a numpy take
+of integers. Only fuzzy name similarity still reads text, for the pairs that
+need it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from pipeline.link.index import RegistryIndex
+from pipeline.text import regex_replace
+
+# Text keys compared for equality: registry column -> the export person's column.
+TEXT_KEYS = {
+    "name_key": "name_key", "name_fold": "name_fold", "name_sorted": "name_sorted", "name_joined": "name_joined",
+    "family_variant": "family_variant", "name_rest": "name_rest", "place_fold": "place_fold", "phone": "phone",
+    "sex": "sex", "household_id": "id_household", "person_id": "id_number", "old_id": "id_number",
+}
+NULL_REGISTRY, NULL_PROFILE, UNKNOWN = -2, -1, -3
+NO_YEAR = -9999
+NAT = np.iinfo(np.int64).min
+
+
+def name_rest(name_fold: pd.Series) -> pd.Series:
+    """The folded name without its first word (the family name): ' van hung'."""
+    return regex_replace(name_fold.fillna(""), r"^\S+", "")
+
+
+def _days(values: pd.Series) -> np.ndarray:
+    """Dates as int64 seconds, NAT where missing (comparable with ==)."""
+    arr = pd.to_datetime(values, errors="coerce").astype("datetime64[s]").to_numpy()
+    return arr.view(np.int64)
+
+
+def _year(values: pd.Series) -> np.ndarray:
+    return pd.to_numeric(values, errors="coerce").fillna(NO_YEAR).to_numpy(dtype=np.int64)
+
+
+def _digits(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(length, integer value) of digit strings; length 0 and value -1 where not all digits."""
+    s = values.astype("string[pyarrow]")
+    ok = s.str.fullmatch("[0-9]{1,18}").fillna(False).to_numpy(dtype=bool)
+    length = np.where(ok, s.str.len().fillna(0).to_numpy(dtype=np.int64), 0).astype(np.int8)
+    value = np.full(len(s), -1, dtype=np.int64)
+    if ok.any():
+        value[ok] = pd.to_numeric(s[ok]).to_numpy(dtype=np.int64)
+    return length, value
+
+
+@dataclass(frozen=True)
+class RegistryCodes:
+    """Per registry person: a code per text key, dates, years and ID digits; plus frequencies by code."""
+
+    dictionaries: dict[str, pd.Index]
+    codes: dict[str, np.ndarray]
+    dob: np.ndarray
+    dob_swapped: np.ndarray
+    dob_md: np.ndarray
+    year: np.ndarray
+    id_len: dict[str, np.ndarray]
+    id_value: dict[str, np.ndarray]
+    fold_freq: np.ndarray       # share of registry people with each name_fold code
+    key_freq: np.ndarray        # share with each name_key code
+    name_fold: pa.ChunkedArray  # the text, for fuzzy similarity of the pairs that need it
+
+    @classmethod
+    def of(cls, index: RegistryIndex) -> RegistryCodes:
+        """Built once per process and kept with the index."""
+        cached = index._lookups.get("codes")
+        if cached is not None:
+            return cached
+        people = index.people
+        dictionaries, codes = {}, {}
+        for col in TEXT_KEYS:
+            values = name_rest(people["name_fold"]) if col == "name_rest" else people[col]
+            code, uniques = pd.factorize(values, use_na_sentinel=True)
+            code = code.astype(np.int32)
+            code[code < 0] = NULL_REGISTRY
+            dictionaries[col], codes[col] = pd.Index(uniques), code
+        n = max(len(people), 1)
+
+        def freq(col: str) -> np.ndarray:
+            c = codes[col]
+            return np.bincount(c[c >= 0], minlength=len(dictionaries[col])) / n
+
+        id_len, id_value = {}, {}
+        for col in ("person_id", "old_id"):
+            id_len[col], id_value[col] = _digits(people[col])
+        md = people["dob_md"].fillna(-1).to_numpy(dtype=np.int64)
+        built = cls(dictionaries, codes, _days(people["date_of_birth"]), _days(people["dob_swapped"]), md,
+                    _year(people["birth_year"]), id_len, id_value, freq("name_fold"), freq("name_key"),
+                    pa.chunked_array([pa.array(people["name_fold"].astype("string[pyarrow]").array)]))
+        index._lookups["codes"] = built
+        return built
+
+    def encode(self, col: str, values: pd.Series) -> np.ndarray:
+        """An export column's codes in the registry's dictionary for `col` (-1: no value, -3: unknown)."""
+        values = values.astype("string[pyarrow]")
+        code = self.dictionaries[col].get_indexer(values.to_numpy(dtype=object, na_value=None)).astype(np.int32)
+        code[code < 0] = UNKNOWN
+        code[values.isna().to_numpy()] = NULL_PROFILE
+        return code
+
+
+@dataclass(frozen=True)
+class ProfileCodes:
+    """The same encodings for a province's export persons (one row per profile, by position)."""
+
+    codes: dict[str, np.ndarray]
+    dob: np.ndarray
+    dob_md: np.ndarray
+    year: np.ndarray
+    id_len: np.ndarray
+    id_value: np.ndarray
+    kind: np.ndarray            # 0 missing/invalid, 1 personal, 2 old
+    own: np.ndarray             # the ID's own sex and birth year fit the row
+    marked: np.ndarray          # the written name has diacritics
+    missing_name: np.ndarray
+    name_fold: np.ndarray       # text (object), for fuzzy similarity
+    name_key_freq: np.ndarray   # share of registry people with the profile's name_key
+    name_fold_freq: np.ndarray  # ... with its name_fold
+
+    @classmethod
+    def of(cls, profiles: pd.DataFrame, reg: RegistryCodes) -> ProfileCodes:
+        p = profiles.assign(name_rest=name_rest(profiles["name_fold"]))
+        codes = {col: reg.encode(col, p[src]) for col, src in TEXT_KEYS.items()}
+        kind = np.select([(p["id_kind"] == "personal").fillna(False).to_numpy(dtype=bool),
+                          (p["id_kind"] == "old").fillna(False).to_numpy(dtype=bool)], [1, 2], 0).astype(np.int8)
+        own = (p["id_structure_ok"].fillna(False).to_numpy(dtype=bool)
+               & ((p["id_sex"] == p["sex"]) | p["sex"].isna()).fillna(False).to_numpy(dtype=bool)
+               & (p["id_birth_year"].astype("Int32") == p["dob_year"].astype("Int32")).fillna(False).to_numpy(dtype=bool))
+        id_len, id_value = _digits(p["id_number"].where(kind > 0))
+        marked = p["full_name"].astype("string[pyarrow]").str.contains("[^\x00-\x7f]", regex=True).fillna(False)
+        fold = p["name_fold"].astype("string[pyarrow]")
+        dob = _days(p["dob"])
+        md = np.where(dob != NAT, p["dob_md"].fillna(-1).to_numpy(dtype=np.int64), -1)
+        key, fc = codes["name_key"], codes["name_fold"]
+        return cls(codes, dob, md, _year(p["dob_year"]), id_len, id_value, kind, own,
+                   marked.to_numpy(dtype=bool), fold.fillna("").eq("").to_numpy(dtype=bool),
+                   fold.fillna("").to_numpy(dtype=object),
+                   np.where(key >= 0, reg.key_freq[np.maximum(key, 0)], 0.0),
+                   np.where(fc >= 0, reg.fold_freq[np.maximum(fc, 0)], 0.0))
