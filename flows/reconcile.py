@@ -326,8 +326,7 @@ def finish_province(prepared: ProvinceRun, out: Path, rules_dir: Path, registry:
         linked = pq.read_table(work_dir(out, code) / "linked.parquet")
         dose_codes = pq.read_table(work_dir(out, code) / "dose_codes.parquet").column(0).combine_chunks()
         person_codes = linked.column("person_codes").combine_chunks()
-        frame = linked.drop_columns(["person_codes"]).to_pandas()
-        table = to_arrow(frame, merge_code_lists(person_codes, dose_codes, ALL_CODES))
+        table = to_arrow(linked.drop_columns(["person_codes"]), merge_code_lists(person_codes, dose_codes, ALL_CODES))
         check_conservation(run.rows_read_by_file, table)
         df = table.to_pandas()
         if validate:

@@ -164,8 +164,12 @@ def assemble(raw: pd.DataFrame, result: LinkResult, index: RegistryIndex, provin
     status = np.select([rows["rejected"].to_numpy(), linked & has_code, linked, (rows["decision"] == "review").to_numpy()],
                        ["rejected", "corrected", "matched", "review"], "unmatched")
     pid = index.people["person_id"].to_numpy()
-    cands = [list(pid[np.asarray(c, dtype=np.int64)]) if isinstance(c, list) and s == "review" else []
-             for c, s in zip(rows["candidate_rows"], status, strict=True)]
+    cands = np.empty(len(rows), dtype=object)
+    cands.fill([])   # one shared empty list, never mutated
+    lists = rows["candidate_rows"].to_numpy(dtype=object)
+    for i in np.flatnonzero(status == "review"):   # review cases only: a few per cent of rows
+        c = lists[i]
+        cands[i] = list(pid[np.asarray(c, dtype=np.int64)]) if isinstance(c, list) else []
     out = pd.DataFrame({
         "source_file": raw["source_file"].astype("string[pyarrow]"),
         "source_row": raw["source_row"].astype("int64"),
@@ -203,19 +207,20 @@ CORRECTED_SCHEMA = pa.schema([
 ])
 
 
-def to_arrow(frame: pd.DataFrame, error_codes: pa.ListArray) -> pa.Table:
-    """The corrected table in the contract's Arrow types, sorted by source_file, source_row."""
+def to_arrow(frame: pd.DataFrame | pa.Table, error_codes: pa.ListArray) -> pa.Table:
+    """The corrected table in the contract's Arrow types, sorted by source_file, source_row.
+
+    Columns are cast by Arrow (timestamps to dates, large strings to strings), not through Python objects.
+    """
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
     arrays = []
     for field in CORRECTED_SCHEMA:
         if field.name == "error_codes":
             arrays.append(error_codes)
             continue
-        col = frame[field.name]
-        if pa.types.is_date32(field.type):
-            arrays.append(pa.array(pd.to_datetime(col).dt.date.astype(object).where(col.notna(), None), type=field.type))
-        elif pa.types.is_list(field.type):
-            arrays.append(pa.array(col.tolist(), type=field.type))
-        else:
-            arrays.append(pa.array(col.astype(object).where(col.notna(), None).tolist(), type=field.type))
-    table = pa.Table.from_arrays(arrays, schema=CORRECTED_SCHEMA)
-    return table.sort_by([("source_file", "ascending"), ("source_row", "ascending")])
+        col = table.column(field.name)
+        if pa.types.is_date32(field.type) and pa.types.is_timestamp(col.type):
+            col = col.cast(pa.timestamp(col.type.unit))   # drop a time zone before taking the date
+        arrays.append(col.cast(field.type) if col.type != field.type else col)
+    out = pa.Table.from_arrays(arrays, schema=CORRECTED_SCHEMA)
+    return out.sort_by([("source_file", "ascending"), ("source_row", "ascending")])

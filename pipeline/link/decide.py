@@ -78,7 +78,9 @@ def decide(profiles: pd.DataFrame, scored: pd.DataFrame, model: dict,
     can_link = (name_ok | id_only).fillna(False).to_numpy()
     out["status"] = np.select([(out["match_score"] >= link_t) & can_link, out["match_score"] >= review_t],
                               ["linked", "review"], "unmatched")
-    listed = scored[scored["p"] >= float(model["candidate_min_p"])]
+    # Candidate lists are shown for review cases only: built for those, not for every profile.
+    review = out.index[out["status"] == "review"]
+    listed = scored[(scored["p"] >= float(model["candidate_min_p"])) & scored["profile"].isin(review)]
     out["candidate_rows"] = listed.groupby("profile")["row"].agg(list).reindex(out.index)
     return out, scored
 
