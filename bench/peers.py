@@ -1,12 +1,15 @@
-"""vaxrecon next to Splink 5 (DuckDB backend) on the same data, with the same truth.
+"""vaxrecon next to Splink 5 (DuckDB backend) and the recordlinkage toolkit on the same data and truth.
 
-    python -m bench.peers [--people 300000 --doses 150000]
+    python -m bench.peers [--people 300000 --doses 150000] [--rl-limit 0]
 
-Splink runs in its own environment (bench/cache/peers-venv, created here with
-`pip install splink` if missing): it is never needed by the product. It gets
-the rows already decoded by vaxrecon's readers and normalisation (names
-repaired and folded, IDs repaired, dates parsed), which is the most favourable
-input it can have; its time covers reading those rows, training and predicting.
+Each peer runs in its own environment, created here if missing and never
+needed by the product: Splink in bench/cache/peers-venv (`pip install splink`),
+recordlinkage 0.16 in bench/cache/rl-venv (it pins pandas < 3). Both get the
+rows already decoded by vaxrecon's readers and normalisation (names repaired
+and folded, IDs repaired, dates parsed), the most favourable input they can
+have; their times cover reading those rows, blocking, training and predicting.
+recordlinkage links the first --rl-limit export rows only (0: all), its
+precision and recall are measured on those rows.
 Prints wall time, peak memory, precision and recall of each, and the ratios.
 """
 
@@ -27,15 +30,30 @@ from bench.common import CACHE, dataset, measure
 from pipeline.evaluate import compare, load_corrected
 
 VENV = CACHE / "peers-venv"
+RL_VENV = CACHE / "rl-venv"
 RUN_DATE = dt.date(2026, 11, 26)
 
 
-def peers_python() -> Path:
-    python = VENV / "bin" / "python"
+def peers_python(venv: Path = VENV, packages: tuple[str, ...] = ("splink>=5", "pyarrow", "pandas")) -> Path:
+    """The Python of a peer's own environment, created with its packages if missing."""
+    python = venv / "bin" / "python"
     if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "splink>=5", "pyarrow", "pandas"], check=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
     return python
+
+
+def accuracy(rows: pd.DataFrame, links: pd.DataFrame, reg_ids: object) -> tuple[float, float]:
+    """Precision and recall of a peer's links (export row -> registry row) against the truth."""
+    import numpy as np
+
+    ids = np.asarray(reg_ids)
+    linked = rows.merge(links, left_on="uid", right_on="row", how="left")
+    got = pd.Series(ids[linked["registry_row"].fillna(0).astype("int64")], index=linked.index).where(
+        linked["registry_row"].notna())
+    in_reg = linked["true_person_id"].notna()
+    right = (got == linked["true_person_id"]) & got.notna()
+    return float(right.sum() / max(got.notna().sum(), 1)), float((right & in_reg).sum() / max(in_reg.sum(), 1))
 
 
 def prepare(data: Path, folder: Path) -> pd.DataFrame:
@@ -81,9 +99,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--people", type=int, default=300_000)
     ap.add_argument("--doses", type=int, default=150_000)
+    ap.add_argument("--rl-limit", type=int, default=0, help="export rows recordlinkage links (0: all)")
     args = ap.parse_args()
     data = dataset(args.people, args.doses)
     python = peers_python()
+    rl_python = peers_python(RL_VENV, ("recordlinkage==0.16", "pandas<3", "pyarrow"))
     with tempfile.TemporaryDirectory() as tmp:
         folder, out = Path(tmp) / "splink", Path(tmp) / "out"
         folder.mkdir()
@@ -100,13 +120,13 @@ def main() -> None:
         timings = json.loads((folder / "splink.json").read_text(encoding="utf-8"))
         links = pd.read_parquet(folder / "splink_links.parquet")
         reg_ids = pd.read_parquet(folder / "registry.parquet", columns=["person_id"])["person_id"].to_numpy()
-    linked = rows.merge(links, left_on="uid", right_on="row", how="left")
-    got = pd.Series(reg_ids[linked["registry_row"].fillna(0).astype("int64")], index=linked.index).where(
-        linked["registry_row"].notna())
-    in_reg = linked["true_person_id"].notna()
-    right = (got == linked["true_person_id"]) & got.notna()
-    s_prec = right.sum() / max(got.notna().sum(), 1)
-    s_rec = (right & in_reg).sum() / max(in_reg.sum(), 1)
+        rl_cmd = [str(rl_python), str(Path(__file__).with_name("peer_recordlinkage.py")), str(folder)]
+        rl_s, rl_mem = run_child(rl_cmd + (["--limit", str(args.rl_limit)] if args.rl_limit else []))
+        rl_timings = json.loads((folder / "rl.json").read_text(encoding="utf-8"))
+        rl_links = pd.read_parquet(folder / "rl_links.parquet")
+    s_prec, s_rec = accuracy(rows, links, reg_ids)
+    rl_rows = rows.iloc[: rl_timings["rows"]]
+    r_prec, r_rec = accuracy(rl_rows, rl_links, reg_ids)
     link_part = sum(stages.values())
     print(f"{len(rows):,} dose rows against {args.people:,} registry people")
     print(f"{'':<34}{'seconds':>9}{'peak GB':>9}{'precision':>11}{'recall':>9}")
@@ -115,8 +135,13 @@ def main() -> None:
     print(f"{'vaxrecon read-normalise-link':<34}{link_part:>9.1f}")
     print(f"{'Splink 5 read-train-predict':<34}{timings['total']:>9.1f}{splink_mem:>9.2f}{s_prec:>11.5f}{s_rec:>9.5f}")
     print(f"{'Splink process (incl. imports)':<34}{splink_s:>9.1f}")
+    print(f"{'recordlinkage index-compare-ECM':<34}{rl_timings['total']:>9.1f}{rl_mem:>9.2f}{r_prec:>11.5f}{r_rec:>9.5f}"
+          f"   ({rl_timings['rows']:,} export rows, {rl_timings['pairs']:,} candidate pairs)")
+    print(f"{'recordlinkage process (incl. imports)':<34}{rl_s:>9.1f}")
     print(f"ratios: Splink / our read-normalise-link {timings['total'] / link_part:.2f}x; "
-          f"Splink / our whole run {timings['total'] / ours:.2f}x (targets: >= 5x and >= 2x)")
+          f"Splink / our whole run {timings['total'] / ours:.2f}x (targets: >= 5x and >= 2x); "
+          f"recordlinkage / our read-normalise-link {rl_timings['total'] / link_part * len(rows) / rl_timings['rows']:.2f}x "
+          f"(per row)")
 
 
 if __name__ == "__main__":
