@@ -13,14 +13,17 @@ import codecs
 import csv
 import datetime as dt
 import io
+import itertools
 import math
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import python_calamine
 
@@ -67,11 +70,14 @@ def cell_text(value: object) -> str | None:
     return text if text.strip() else None
 
 
-def _frame(rows: list[list[str | None]], numbers: list[int], mapping: dict[int, str]) -> pd.DataFrame:
-    data = {c: [r[i] if i < len(r) else None for r in rows] for i, c in mapping.items()}
-    frame = pd.DataFrame({c: pd.array(data.get(c, [None] * len(rows)), dtype="string[pyarrow]") for c in CANONICAL})
-    frame["source_row"] = pd.array(numbers, dtype="int64")
-    return frame
+def column_text(values: Sequence[object]) -> pa.Array:
+    """`cell_text` of a column of cells: a column of text cells (every CSV column, most sheet
+    columns) is converted by Arrow in one step; any other column cell by cell."""
+    if set(map(type, values)) <= {str, type(None)}:
+        arr = pa.array(values, pa.string())
+        blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(arr), ""), True)
+        return pc.if_else(blank, pa.scalar(None, pa.string()), arr)
+    return pa.array([cell_text(v) for v in values], pa.string())
 
 
 def _check_required(mapping: dict[int, str], rules: Rules) -> None:
@@ -79,11 +85,12 @@ def _check_required(mapping: dict[int, str], rules: Rules) -> None:
         raise IngestError("no column for the name (Họ và tên) or the ID number (Số CMND/CCCD)")
 
 
-def _table_rows(rows: Sequence[Sequence[object]], numbers_of: Sequence[int], rules: Rules, unit: str = "rows",
-                ) -> tuple[list[list[str | None]], list[int], int, dict[int, str], list[object]]:
-    """Header detection and data-row extraction shared by every text-table reader.
+def _table_frame(rows: Sequence[Sequence[object]], numbers_of: Sequence[int], rules: Rules, unit: str = "rows",
+                 ) -> tuple[pd.DataFrame, int, dict[int, str], list[object]]:
+    """Header detection and data-row extraction shared by every text-table reader, column by column.
 
-    `numbers_of[k]` is the row (or line) number a person sees for raw row k.
+    `numbers_of[k]` is the row (or line) number a person sees for raw row k. Rows whose
+    every cell is blank are left out.
     """
     found = find_header(rows, rules)
     if found is None:
@@ -91,14 +98,19 @@ def _table_rows(rows: Sequence[Sequence[object]], numbers_of: Sequence[int], rul
                           f"in the first {rules.header_search_rows} {unit}")
     offset, mapping = found
     _check_required(mapping, rules)
-    out_rows: list[list[str | None]] = []
-    numbers: list[int] = []
-    for k in range(offset + 1, len(rows)):
-        texts = [cell_text(v) for v in rows[k]]
-        if any(t is not None for t in texts):
-            out_rows.append(texts)
-            numbers.append(numbers_of[k])
-    return out_rows, numbers, numbers_of[offset], mapping, list(rows[offset])
+    data = rows[offset + 1:]
+    columns = [column_text(col) for col in itertools.zip_longest(*data, fillvalue=None)]
+    keep = np.zeros(len(data), dtype=bool)
+    for col in columns:
+        keep |= col.is_valid().to_numpy(zero_copy_only=False)
+    mask, n = pa.array(keep), int(keep.sum())
+    column_of = {c: i for i, c in mapping.items()}
+    frame = pd.DataFrame({
+        c: pd.array(columns[column_of[c]].filter(mask) if column_of.get(c, len(columns)) < len(columns)
+                    else pa.nulls(n, pa.string()), dtype="string[pyarrow]")
+        for c in CANONICAL})
+    frame["source_row"] = pd.array(np.asarray(numbers_of[offset + 1:], dtype=np.int64)[keep], dtype="int64")
+    return frame, numbers_of[offset], mapping, list(rows[offset])
 
 
 def read_xlsx(path: Path, rules: Rules) -> ReadResult:
@@ -109,8 +121,8 @@ def read_xlsx(path: Path, rules: Rules) -> ReadResult:
         rows = sheet.to_python(skip_empty_area=False)
     except Exception as exc:  # calamine raises its own error types for every kind of damage
         raise IngestError(f"not a readable XLSX workbook: {exc}") from exc
-    out_rows, numbers, header_no, mapping, header = _table_rows(rows, range(1, len(rows) + 1), rules)
-    return ReadResult(_frame(out_rows, numbers, mapping), "xlsx", None, header_no,
+    frame, header_no, mapping, header = _table_frame(rows, range(1, len(rows) + 1), rules)
+    return ReadResult(frame, "xlsx", None, header_no,
                       {c: str(header[i]) for i, c in mapping.items()})
 
 
@@ -161,8 +173,8 @@ def read_csv(path: Path, rules: Rules) -> ReadResult:
             rows.append(row)
     except csv.Error as exc:
         raise IngestError(f"line {reader.line_num}: malformed CSV: {exc}") from exc
-    out_rows, numbers, header_no, mapping, header = _table_rows(rows, starts, rules, "lines")
-    return ReadResult(_frame(out_rows, numbers, mapping), "csv", label, header_no,
+    frame, header_no, mapping, header = _table_frame(rows, starts, rules, "lines")
+    return ReadResult(frame, "csv", label, header_no,
                       {c: str(header[i]) for i, c in mapping.items()})
 
 
