@@ -14,6 +14,7 @@ the ratio run / floor. Then how cost grows with size.
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import os
 import sys
@@ -48,8 +49,8 @@ def floor_seconds(data: Path) -> tuple[float, int]:
             head = path.read_bytes()[:65536]
             enc = "utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf8"
             if enc == "utf8":
-                try:
-                    head.decode("utf-8")
+                try:  # incremental: the 64 KiB may end inside a character
+                    codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
                 except UnicodeDecodeError:
                     enc = "cp1258"
             text = head.decode(enc, errors="ignore")

@@ -1,57 +1,148 @@
-"""Candidate pairs through blocking joins: vectorised merges, bounded blocks."""
+"""Candidate pairs through blocking on integer keys: sorted registry keys, binary search, bounded blocks.
+
+For each blocking rule the registry's key (its columns combined into one int64:
+dictionary codes for text, value and length for digit strings, day numbers for
+dates) is sorted once per process. An export person's key is found by binary
+search (numpy `searchsorted`), which gives its whole block as a range; blocks
+larger than the rule's `max_block` are skipped. No hash table is built per
+province and no string is compared.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
-import pyarrow as pa
 
+from pipeline.link.encoded import DAY_OFFSET, DIGIT_COLUMNS, MAX_KEY, digit_key
 from pipeline.link.index import RegistryIndex
 
 log = logging.getLogger(__name__)
 
 
-def _registry_side(index: RegistryIndex, keys: list[str], reg_keys: list[str], max_block: int) -> pa.Table:
-    """The registry's rows of one blocking rule (blocks no larger than `max_block`) as an Arrow table,
-    built once per process and reused by every province."""
-    cache_key = ("block", tuple(keys), tuple(reg_keys), max_block)
-    table = index._lookups.get(cache_key)
-    if table is None:
-        right = index.people[[*reg_keys, "row"]].dropna()
-        right.columns = [*keys, "row"]
-        sizes = right.groupby(keys, observed=True, sort=False)["row"].transform("size")
-        right = right[sizes <= max_block]
-        table = pa.Table.from_pandas(right, preserve_index=False)
-        index._lookups[cache_key] = table
-    return table
+@dataclass(frozen=True)
+class KeyPart:
+    """How one registry column becomes an integer: its registry codes, their bound, and how to encode
+    an export person's column into the same space (-1 where it cannot match)."""
+
+    codes: np.ndarray           # int64 per registry person, -1 where missing
+    card: int                   # every code is below this
+    dictionary: pd.Index | None  # text columns: the distinct registry values
+
+
+def _part(index: RegistryIndex, column: str) -> KeyPart:
+    cache_key = ("key_part", column)
+    part = index._lookups.get(cache_key)
+    if part is not None:
+        return part
+    values = index.people[column]
+    if column in DIGIT_COLUMNS:
+        codes = digit_key(values, -1, -1)
+        part = KeyPart(codes, int(codes.max(initial=-1)) + 1, None)
+    elif pd.api.types.is_datetime64_any_dtype(values.dtype):
+        days = values.to_numpy(dtype="datetime64[D]")
+        codes = np.where(np.isnat(days), -1, days.astype(np.int64) + DAY_OFFSET)
+        part = KeyPart(codes, 2 * DAY_OFFSET + 1, None)
+    elif pd.api.types.is_integer_dtype(values.dtype):
+        codes = values.astype("Int64").fillna(-1).to_numpy(dtype=np.int64)
+        codes[codes < 0] = -1           # a negative value cannot be a block key here
+        part = KeyPart(codes, int(codes.max(initial=-1)) + 1, None)
+    else:
+        codes32, uniques = pd.factorize(values.astype("string[pyarrow]"), use_na_sentinel=True)
+        part = KeyPart(codes32.astype(np.int64), len(uniques), pd.Index(uniques))
+    index._lookups[cache_key] = part
+    return part
+
+
+def _encode(part: KeyPart, values: pd.Series) -> np.ndarray:
+    """An export column in the registry's code space; -1 where missing or unknown to the registry."""
+    if part.dictionary is not None:
+        return part.dictionary.get_indexer(values.astype("string[pyarrow]").to_numpy(dtype=object, na_value=None)).astype(np.int64)
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        days = pd.to_datetime(values).to_numpy(dtype="datetime64[D]")
+        codes = np.where(np.isnat(days), -1, days.astype(np.int64) + DAY_OFFSET)
+    elif pd.api.types.is_numeric_dtype(values.dtype):
+        codes = pd.to_numeric(values, errors="coerce").astype("Int64").fillna(-1).to_numpy(dtype=np.int64)
+    else:
+        codes = digit_key(values, -1, -1)
+    return np.where((codes >= 0) & (codes < part.card), codes, -1)
+
+
+@dataclass(frozen=True)
+class RuleKeys:
+    """One rule's registry keys, sorted, and how to build an export person's key in the same space."""
+
+    keys: np.ndarray            # the registry's non-missing keys, sorted
+    rows: np.ndarray            # the registry row of each
+    steps: list[tuple[int, pd.Index | None]]  # per further part: its bound, and a renumbering done before it
+
+
+def _rule_keys(index: RegistryIndex, reg_keys: list[str]) -> RuleKeys:
+    """The registry's parts combined into one int64 (mixed radix; -1 where any part is missing),
+    sorted; built once per process. Where the product of the parts' bounds would overflow, the
+    partial key is renumbered densely first."""
+    cache_key = ("rule_keys", tuple(reg_keys))
+    built = index._lookups.get(cache_key)
+    if built is not None:
+        return built
+    parts = [_part(index, rk) for rk in reg_keys]
+    reg, card = parts[0].codes.copy(), parts[0].card
+    steps: list[tuple[int, pd.Index | None]] = []
+    for part in parts[1:]:
+        renumber = None
+        if card * part.card >= MAX_KEY:
+            codes, uniques = pd.factorize(reg, use_na_sentinel=False)
+            renumber = pd.Index(uniques)
+            reg, card = np.where(reg >= 0, codes, -1).astype(np.int64), len(uniques)
+        reg = np.where((reg >= 0) & (part.codes >= 0), reg * part.card + part.codes, -1)
+        card *= part.card
+        steps.append((part.card, renumber))
+    present = np.flatnonzero(reg >= 0)
+    order = np.argsort(reg[present])   # ties in any order: the pairs are sorted by (profile, row) later
+    built = RuleKeys(reg[present][order], present[order].astype(np.int32 if len(reg) < 2 ** 31 else np.int64), steps)
+    index._lookups[cache_key] = built
+    return built
+
+
+def _export_key(index: RegistryIndex, rule: RuleKeys, profiles: pd.DataFrame, keys: list[str],
+                reg_keys: list[str]) -> np.ndarray:
+    exp = _encode(_part(index, reg_keys[0]), profiles[keys[0]])
+    for (card, renumber), k, rk in zip(rule.steps, keys[1:], reg_keys[1:], strict=True):
+        if renumber is not None:
+            exp = np.where(exp >= 0, renumber.get_indexer(exp), -1)
+        e = _encode(_part(index, rk), profiles[k])
+        exp = np.where((exp >= 0) & (e >= 0), exp * card + e, -1)
+    return exp
 
 
 def _block(profiles: pd.DataFrame, index: RegistryIndex, keys: list[str], reg_keys: list[str],
            max_block: int) -> pd.DataFrame:
-    left = profiles[keys].dropna()
-    if left.empty:
-        return pd.DataFrame({"profile": [], "row": []}, dtype="int64")
-    right = _registry_side(index, keys, reg_keys, max_block)
-    left_tbl = pa.Table.from_pandas(left.reset_index(names="profile"), preserve_index=False)
-    for k in keys:  # a key typed differently on the two sides joins as the registry's type
-        want = right.schema.field(k).type
-        if left_tbl.schema.field(k).type != want:
-            left_tbl = left_tbl.set_column(left_tbl.schema.get_field_index(k), k, left_tbl.column(k).cast(want))
-    # Arrow's hash join (C++, multithreaded) instead of a pandas merge; sorted for a stable order.
-    # Arrow builds its hash table on the right input: the province's keys, probed by the registry's.
-    merged = right.join(left_tbl, keys=keys, join_type="inner").select(["profile", "row"])
-    merged = merged.sort_by([("profile", "ascending"), ("row", "ascending")])
-    return merged.to_pandas().astype({"profile": "int64", "row": "int64"})
+    rule = _rule_keys(index, reg_keys)
+    exp = _export_key(index, rule, profiles, keys, reg_keys)
+    lo = np.searchsorted(rule.keys, exp, "left")
+    hi = np.searchsorted(rule.keys, exp, "right")
+    size = hi - lo
+    ok = (exp >= 0) & (size > 0) & (size <= max_block)
+    counts, starts = size[ok], lo[ok]
+    owners = profiles.index.to_numpy()[ok]
+    total = int(counts.sum())
+    if not total:
+        return pd.DataFrame({"profile": np.array([], dtype=np.int64), "row": np.array([], dtype=np.int64)})
+    first = np.cumsum(counts) - counts
+    positions = np.repeat(starts - first, counts) + np.arange(total)
+    return pd.DataFrame({"profile": np.repeat(owners, counts).astype(np.int64),
+                         "row": rule.rows[positions].astype(np.int64)})
 
 
 def candidate_pairs(profiles: pd.DataFrame, index: RegistryIndex, blocking: list[dict]) -> pd.DataFrame:
-    """Distinct (profile, registry row) pairs with the first blocking rule that found them."""
+    """Distinct (profile, registry row) pairs, sorted, with the first blocking rule that found them."""
     parts = []
     for rule in blocking:
         pairs = _block(profiles, index, list(rule["keys"]), list(rule["registry"]), int(rule["max_block"]))
         pairs["via"] = rule["name"]
         log.debug("blocking %s: %d pairs", rule["name"], len(pairs))
-        parts.append(pairs)
+        parts.append(pairs.sort_values(["profile", "row"], kind="stable"))
     allpairs = pd.concat(parts, ignore_index=True)
     return allpairs.drop_duplicates(["profile", "row"], keep="first").reset_index(drop=True)

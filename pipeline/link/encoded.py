@@ -18,19 +18,25 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.link.index import RegistryIndex
 from pipeline.text import regex_replace
 
-# Text keys compared for equality: registry column -> the export person's column.
+# Text keys compared for equality: registry column -> the export person's column (scoring).
 TEXT_KEYS = {
     "name_key": "name_key", "name_fold": "name_fold", "name_sorted": "name_sorted", "name_joined": "name_joined",
-    "family_variant": "family_variant", "name_rest": "name_rest", "place_fold": "place_fold", "phone": "phone",
-    "sex": "sex", "household_id": "id_household", "person_id": "id_number", "old_id": "id_number",
+    "family_variant": "family_variant", "name_rest": "name_rest", "place_fold": "place_fold", "sex": "sex",
+    "household_id": "id_household",
 }
+# Digit strings (IDs, phones, halves of IDs) need no dictionary: their key is value * 16 + length.
+DIGIT_KEYS = {"person_id": "id_number", "old_id": "id_number", "phone": "phone"}
+DIGIT_COLUMNS = ("person_id", "old_id", "phone", "pid_head", "pid_tail")
 NULL_REGISTRY, NULL_PROFILE, UNKNOWN = -2, -1, -3
 NO_YEAR = -9999
 NAT = np.iinfo(np.int64).min
+DAY_OFFSET = 200_000            # days added to dates (since 1970) so that every code is >= 0
+MAX_KEY = 2 ** 62
 
 
 def name_rest(name_fold: pd.Series) -> pd.Series:
@@ -59,12 +65,24 @@ def _digits(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return length, value
 
 
+def digit_key(values: pd.Series, null: int = NULL_REGISTRY, other: int = NULL_REGISTRY) -> np.ndarray:
+    """value * 16 + length of strings of 1-15 digits (equal keys: equal strings); `null` where
+    missing, `other` where not such a string. Parsed by Arrow, not value by value."""
+    arr = pa.array(values.astype("string[pyarrow]").array, type=pa.string()) if len(values) else pa.array([], pa.string())
+    ok = pc.fill_null(pc.match_substring_regex(arr, "^[0-9]{1,15}$"), False)
+    digits = pc.if_else(ok, arr, pa.scalar(None, pa.string()))
+    number = pc.cast(digits, pa.int64())
+    key = pc.add(pc.multiply(number, 16), pc.cast(pc.utf8_length(digits), pa.int64()))
+    fallback = np.where(arr.is_null().to_numpy(zero_copy_only=False), null, other).astype(np.int64)
+    return np.where(ok.to_numpy(zero_copy_only=False), key.fill_null(0).to_numpy(zero_copy_only=False), fallback)
+
+
 @dataclass(frozen=True)
 class RegistryCodes:
     """Per registry person: a code per text key, dates, years and ID digits; plus frequencies by code."""
 
     dictionaries: dict[str, pd.Index]
-    codes: dict[str, np.ndarray]
+    codes: dict[str, np.ndarray]   # text keys: dictionary codes; digit keys: value * 16 + length
     dob: np.ndarray
     dob_swapped: np.ndarray
     dob_md: np.ndarray
@@ -89,6 +107,8 @@ class RegistryCodes:
             code = code.astype(np.int32)
             code[code < 0] = NULL_REGISTRY
             dictionaries[col], codes[col] = pd.Index(uniques), code
+        for col in DIGIT_KEYS:
+            codes[col] = digit_key(people[col])
         n = max(len(people), 1)
 
         def freq(col: str) -> np.ndarray:
@@ -107,6 +127,8 @@ class RegistryCodes:
 
     def encode(self, col: str, values: pd.Series) -> np.ndarray:
         """An export column's codes in the registry's dictionary for `col` (-1: no value, -3: unknown)."""
+        if col in DIGIT_KEYS or col in DIGIT_COLUMNS:
+            return digit_key(values, NULL_PROFILE, UNKNOWN)
         values = values.astype("string[pyarrow]")
         code = self.dictionaries[col].get_indexer(values.to_numpy(dtype=object, na_value=None)).astype(np.int32)
         code[code < 0] = UNKNOWN
@@ -135,7 +157,7 @@ class ProfileCodes:
     @classmethod
     def of(cls, profiles: pd.DataFrame, reg: RegistryCodes) -> ProfileCodes:
         p = profiles.assign(name_rest=name_rest(profiles["name_fold"]))
-        codes = {col: reg.encode(col, p[src]) for col, src in TEXT_KEYS.items()}
+        codes = {col: reg.encode(col, p[src]) for col, src in (TEXT_KEYS | DIGIT_KEYS).items()}
         kind = np.select([(p["id_kind"] == "personal").fillna(False).to_numpy(dtype=bool),
                           (p["id_kind"] == "old").fillna(False).to_numpy(dtype=bool)], [1, 2], 0).astype(np.int8)
         own = (p["id_structure_ok"].fillna(False).to_numpy(dtype=bool)
