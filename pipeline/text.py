@@ -11,6 +11,10 @@ import pandas as pd
 TONE_MARKS = "\u0300\u0301\u0303\u0309\u0323"
 QUALITY_MARKS = "\u0302\u0306\u031b"
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
+# Python's \s as an explicit class (the characters str.isspace() accepts). Patterns handed to
+# pandas' Arrow strings must avoid \s and, on non-ASCII text, \d: either one makes pandas run
+# Python's `re` value by value instead of Arrow's RE2 kernel. Use this and [0-9] instead.
+WHITESPACE = "[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 _D_MAP = str.maketrans({"đ": "d", "Đ": "D", "Ð": "D", "ð": "d"})
 
 

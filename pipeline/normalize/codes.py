@@ -33,12 +33,12 @@ def normalize_phones(raw: pd.Series, rules: Rules | None = None) -> pd.DataFrame
     rules = rules or default_rules()
 
     def run(d: pd.Series) -> pd.DataFrame:
-        s = d.str.replace(r"\.0+$", "", regex=True).str.replace(r"[^\d+]", "", regex=True)
+        s = d.str.replace(r"\.0+$", "", regex=True).str.replace(r"[^0-9+]", "", regex=True)
         s = s.str.replace(r"^\+?84", "0", regex=True)
         s = s.mask(s.str.len().isin([9, 10]) & ~s.str.startswith("0"), "0" + s)
         for old, new in rules.phone_prefixes.items():
             s = s.mask((s.str.len() == 11) & s.str.startswith(old), new + s.str[4:])
-        ok = s.str.fullmatch(r"0\d{9}").fillna(False)
+        ok = s.str.fullmatch(r"0[0-9]{9}").fillna(False)
         return pd.DataFrame({"phone": s.where(ok), "phone_known": ok})
 
     return by_distinct(raw, run)
@@ -60,7 +60,7 @@ def normalize_dose_numbers(raw: pd.Series, rules: Rules | None = None) -> pd.Dat
     rules = rules or default_rules()
 
     def run(d: pd.Series) -> pd.DataFrame:
-        digits = pd.to_numeric(d.str.extract(r"(\d+)")[0], errors="coerce")
+        digits = pd.to_numeric(d.str.extract(r"([0-9]+)")[0], errors="coerce")
         folded = fold_series(d).str.replace(r"[^a-z0-9 ]+", " ", regex=True)
         words = pd.Series(pd.NA, index=d.index, dtype="Float64")
         for phrase, number in sorted(rules.dose_number_words.items(), key=lambda kv: -len(kv[0])):

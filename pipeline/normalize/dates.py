@@ -15,10 +15,11 @@ import pandas as pd
 from pipeline.normalize.distinct import by_distinct
 from pipeline.rules import Rules, default_rules
 
-_DMY = r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})$"
-_YMD = r"^(\d{4})[/.\-](\d{1,2})[/.\-](\d{1,2})$"
-_DMYY = r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2})$"
-_NUMBER = r"^(\d+)(?:\.(\d+))?$"
+# [0-9], not \d: see pipeline.text.WHITESPACE.
+_DMY = r"^([0-9]{1,2})[/.\-]([0-9]{1,2})[/.\-]([0-9]{4})$"
+_YMD = r"^([0-9]{4})[/.\-]([0-9]{1,2})[/.\-]([0-9]{1,2})$"
+_DMYY = r"^([0-9]{1,2})[/.\-]([0-9]{1,2})[/.\-]([0-9]{2})$"
+_NUMBER = r"^([0-9]+)(?:\.([0-9]+))?$"
 
 
 def _parts(s: pd.Series, run_year: int) -> pd.DataFrame:

@@ -6,7 +6,7 @@ import pandas as pd
 
 from pipeline.normalize.distinct import by_distinct
 from pipeline.rules import Rules, default_rules
-from pipeline.text import regex_replace
+from pipeline.text import WHITESPACE, regex_replace
 
 _SCI = r"^(\d)(?:[.,](\d+))?[eE]\+?(\d+)$"
 # One digit repeated (000000000, 111111111111): alternations, not a backreference, so that the
@@ -18,7 +18,7 @@ KINDS = ("personal", "old", "placeholder", "invalid", "missing")
 
 def _repair(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Digits after undoing spreadsheet damage, and the reason where none can be had."""
-    s = s.str.strip().str.lstrip("'").str.replace(r"\s+", "", regex=True)
+    s = s.str.strip().str.lstrip("'").str.replace(WHITESPACE + "+", "", regex=True)
     reason = pd.Series(pd.NA, index=s.index, dtype="string[pyarrow]")
     maybe = s.str.contains("[eE]", regex=True).fillna(False).to_numpy(dtype=bool)  # extract runs in Python
     sci = s[maybe].str.extract(_SCI).reindex(s.index)
@@ -31,7 +31,7 @@ def _repair(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     s = s.mask(is_sci & ~kept)
     s = regex_replace(s, r"^(\d+)\.0+$", r"\1")                # Excel number cell 79093001234.0
     s = s.str.replace(r"[.\-_/,]", "", regex=True)               # 079.093.001.234, 079-093-...
-    not_digits = s.notna() & ~s.str.fullmatch(r"\d+").fillna(False)
+    not_digits = s.notna() & ~s.str.fullmatch("[0-9]+").fillna(False)
     reason = reason.mask(not_digits & reason.isna(), "not a number")
     s = s.mask(not_digits)
     n = s.str.len()

@@ -17,7 +17,7 @@ import pandas as pd
 from pipeline.normalize.distinct import by_distinct
 from pipeline.normalize.encodings import decoders
 from pipeline.rules import Rules, default_rules
-from pipeline.text import TONE_MARKS, fold_series, regex_replace, split_words
+from pipeline.text import TONE_MARKS, WHITESPACE, fold_series, regex_replace, split_words
 
 _INIT = "(?:ngh|ng|nh|ch|gh|gi|kh|ph|qu|th|tr|b|c|d|đ|g|h|k|l|m|n|p|r|s|t|v|x)?"
 _NUC = (
@@ -240,7 +240,7 @@ def canonical_names(values: pd.Series, rules: Rules | None = None, style: str = 
         s[todo] = [f for f, _ in fixed]
         encoding[todo] = [e for _, e in fixed]
         valid[todo] = [e != "unknown" for _, e in fixed]
-    s = s.str.normalize("NFC").str.replace(r"\s+", " ", regex=True).str.strip()
+    s = s.str.normalize("NFC").str.replace(WHITESPACE + "+", " ", regex=True).str.strip()
     s = _capitalise(s)
     s = apply_tone_style(s, style)
     return pd.DataFrame({"full_name": s, "encoding": encoding.mask(s.isna()), "valid": valid & s.notna()})
