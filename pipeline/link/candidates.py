@@ -137,12 +137,22 @@ def _block(profiles: pd.DataFrame, index: RegistryIndex, keys: list[str], reg_ke
 
 
 def candidate_pairs(profiles: pd.DataFrame, index: RegistryIndex, blocking: list[dict]) -> pd.DataFrame:
-    """Distinct (profile, registry row) pairs, sorted, with the first blocking rule that found them."""
-    parts = []
-    for rule in blocking:
+    """Distinct (profile, registry row) pairs with the first blocking rule that found them: the first
+    rule's pairs sorted by (profile, row), then each further rule's new pairs, likewise sorted."""
+    span = np.int64(max(index.size, 1))
+    keys, via = [], []
+    for number, rule in enumerate(blocking):
         pairs = _block(profiles, index, list(rule["keys"]), list(rule["registry"]), int(rule["max_block"]))
-        pairs["via"] = rule["name"]
-        log.debug("blocking %s: %d pairs", rule["name"], len(pairs))
-        parts.append(pairs.sort_values(["profile", "row"], kind="stable"))
-    allpairs = pd.concat(parts, ignore_index=True)
-    return allpairs.drop_duplicates(["profile", "row"], keep="first").reset_index(drop=True)
+        key = np.sort(pairs["profile"].to_numpy() * span + pairs["row"].to_numpy())
+        log.debug("blocking %s: %d pairs", rule["name"], len(key))
+        keys.append(key)
+        via.append(np.full(len(key), number, dtype=np.int16))
+    allkeys, allvia = np.concatenate(keys), np.concatenate(via)
+    _, first = np.unique(allkeys, return_index=True)
+    first.sort()
+    kept = allkeys[first]
+    names = [str(rule["name"]) for rule in blocking]
+    categories = list(dict.fromkeys(names))
+    code_of = np.array([categories.index(n) for n in names], dtype=np.int16)
+    return pd.DataFrame({"profile": kept // span, "row": kept % span,
+                         "via": pd.Categorical.from_codes(code_of[allvia[first]], categories=categories)})

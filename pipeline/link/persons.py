@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.link.index import RegistryIndex
+from pipeline.link.profiles import combined_codes
 
 ADOPTED = "cùng người với các dòng khác đã khớp (cùng họ tên, ngày sinh và {what})"
 
@@ -21,11 +22,14 @@ def pool_export_persons(profiles: pd.DataFrame, decisions: pd.DataFrame, index: 
     """Decisions with undecided export persons linked through their other rows (see module doc)."""
     out = decisions.copy()
     for column, what in (("place_fold", "nơi ở"), ("phone", "số điện thoại")):
+        parts = ["name_key", "dob", column]
+        complete = profiles[parts].notna().all(axis=1).to_numpy()
+        key = np.where(complete, combined_codes(profiles, parts), -1)
         frame = pd.DataFrame({
-            "key": profiles["name_key"] + "|" + profiles["dob"].astype("string") + "|" + profiles[column],
+            "key": key,
             "status": out["status"], "row": out["best_row"], "kind": profiles["id_kind"],
             "id": profiles["id_number"], "sex": profiles["sex"], "score": out["match_score"]}, index=profiles.index)
-        frame = frame[frame["key"].notna()]
+        frame = frame[frame["key"] >= 0]
         linked = frame[frame["status"] == "linked"]
         targets = linked.groupby("key")["row"].agg(["nunique", "first"])
         targets = targets[targets["nunique"] == 1]["first"]
