@@ -11,13 +11,15 @@ province and no string is compared.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from pipeline.link.encoded import DAY_OFFSET, DIGIT_COLUMNS, MAX_KEY, digit_key
+from pipeline.link.encoded import DAY_OFFSET, DIGIT_COLUMNS, MAX_KEY, RegistryCodes
 from pipeline.link.index import RegistryIndex
+from pipeline.link.keys import digit_key
 
 log = logging.getLogger(__name__)
 
@@ -25,32 +27,45 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class KeyPart:
     """How one registry column becomes an integer: its registry codes, their bound, and how to encode
-    an export person's column into the same space (-1 where it cannot match)."""
+    an export person's column into the same space (-1 where it cannot match). The codes are kept
+    only while rules are being built (`drop_codes`); the bound and dictionary stay."""
 
-    codes: np.ndarray           # int64 per registry person, -1 where missing
+    codes: np.ndarray | None    # int64 per registry person, -1 where missing
     card: int                   # every code is below this
     dictionary: pd.Index | None  # text columns: the distinct registry values
 
 
-def _part(index: RegistryIndex, column: str) -> KeyPart:
+def _part(index: RegistryIndex, column: str, with_codes: bool = False) -> KeyPart:
     cache_key = ("key_part", column)
     part = index._lookups.get(cache_key)
-    if part is not None:
+    if part is not None and (part.codes is not None or not with_codes):
         return part
-    values = index.people[column]
-    if column in DIGIT_COLUMNS:
-        codes = digit_key(values, -1, -1)
+    reg = RegistryCodes.of(index)   # shares the scoring codes where a column has them
+    if column in reg.dictionaries:
+        codes = np.where(reg.codes[column] >= 0, reg.codes[column], -1).astype(np.int64)
+        part = KeyPart(codes, len(reg.dictionaries[column]), reg.dictionaries[column])
+    elif column in ("pid_head", "pid_tail") or column in reg.codes:
+        if column in reg.codes:
+            codes = np.where(reg.codes[column] >= 0, reg.codes[column], -1)
+        else:   # halves of 12-digit person IDs, keyed as the 6-digit strings they are
+            pid = reg.codes["person_id"]
+            value = pid // 16
+            half = value // 10 ** 6 if column == "pid_head" else value % 10 ** 6
+            codes = np.where((pid >= 0) & (pid % 16 == 12), half * 16 + 6, -1)
+        part = KeyPart(codes.astype(np.int64), int(codes.max(initial=-1)) + 1, None)
+    elif column in DIGIT_COLUMNS:
+        codes = digit_key(index.people[column], -1, -1)
         part = KeyPart(codes, int(codes.max(initial=-1)) + 1, None)
-    elif pd.api.types.is_datetime64_any_dtype(values.dtype):
-        days = values.to_numpy(dtype="datetime64[D]")
+    elif pd.api.types.is_datetime64_any_dtype(index.people[column].dtype):
+        days = index.people[column].to_numpy(dtype="datetime64[D]")
         codes = np.where(np.isnat(days), -1, days.astype(np.int64) + DAY_OFFSET)
         part = KeyPart(codes, 2 * DAY_OFFSET + 1, None)
-    elif pd.api.types.is_integer_dtype(values.dtype):
-        codes = values.astype("Int64").fillna(-1).to_numpy(dtype=np.int64)
+    elif pd.api.types.is_integer_dtype(index.people[column].dtype):
+        codes = index.people[column].astype("Int64").fillna(-1).to_numpy(dtype=np.int64)
         codes[codes < 0] = -1           # a negative value cannot be a block key here
         part = KeyPart(codes, int(codes.max(initial=-1)) + 1, None)
     else:
-        codes32, uniques = pd.factorize(values.astype("string[pyarrow]"), use_na_sentinel=True)
+        codes32, uniques = pd.factorize(index.people[column].astype("string[pyarrow]"), use_na_sentinel=True)
         part = KeyPart(codes32.astype(np.int64), len(uniques), pd.Index(uniques))
     index._lookups[cache_key] = part
     return part
@@ -87,8 +102,9 @@ def _rule_keys(index: RegistryIndex, reg_keys: list[str]) -> RuleKeys:
     built = index._lookups.get(cache_key)
     if built is not None:
         return built
-    parts = [_part(index, rk) for rk in reg_keys]
-    reg, card = parts[0].codes.copy(), parts[0].card
+    parts = [_part(index, rk, with_codes=True) for rk in reg_keys]
+    assert all(p.codes is not None for p in parts)
+    reg, card = parts[0].codes.copy(), parts[0].card  # type: ignore[union-attr]
     steps: list[tuple[int, pd.Index | None]] = []
     for part in parts[1:]:
         renumber = None
@@ -96,7 +112,7 @@ def _rule_keys(index: RegistryIndex, reg_keys: list[str]) -> RuleKeys:
             codes, uniques = pd.factorize(reg, use_na_sentinel=False)
             renumber = pd.Index(uniques)
             reg, card = np.where(reg >= 0, codes, -1).astype(np.int64), len(uniques)
-        reg = np.where((reg >= 0) & (part.codes >= 0), reg * part.card + part.codes, -1)
+        reg = np.where((reg >= 0) & (part.codes >= 0), reg * part.card + part.codes, -1)  # type: ignore[operator]
         card *= part.card
         steps.append((part.card, renumber))
     present = np.flatnonzero(reg >= 0)
@@ -136,10 +152,31 @@ def _block(profiles: pd.DataFrame, index: RegistryIndex, keys: list[str], reg_ke
                          "row": rule.rows[positions].astype(np.int64)})
 
 
+def prepare_rules(index: RegistryIndex, blocking: list[dict]) -> None:
+    """Build every rule's sorted registry keys once per process, two at a time (numpy sorts
+    release the GIL, so the two cores share the work)."""
+    todo = [list(rule["registry"]) for rule in blocking if ("rule_keys", tuple(rule["registry"])) not in index._lookups]
+    if not todo:
+        return
+    for reg_keys in todo:           # the parts first, one thread: they share cached codes
+        for column in reg_keys:
+            _part(index, column, with_codes=True)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda reg_keys: _rule_keys(index, reg_keys), todo))
+
+
+def drop_codes(index: RegistryIndex) -> None:
+    """Free the per-person codes of the key parts once the rules are built (8 bytes a person each)."""
+    for key, part in list(index._lookups.items()):
+        if isinstance(key, tuple) and key[0] == "key_part" and part.codes is not None:
+            index._lookups[key] = KeyPart(None, part.card, part.dictionary)
+
+
 def candidate_pairs(profiles: pd.DataFrame, index: RegistryIndex, blocking: list[dict]) -> pd.DataFrame:
     """Distinct (profile, registry row) pairs with the first blocking rule that found them: the first
     rule's pairs sorted by (profile, row), then each further rule's new pairs, likewise sorted."""
     span = np.int64(max(index.size, 1))
+    prepare_rules(index, blocking)
     keys, via = [], []
     for number, rule in enumerate(blocking):
         pairs = _block(profiles, index, list(rule["keys"]), list(rule["registry"]), int(rule["max_block"]))
@@ -147,6 +184,7 @@ def candidate_pairs(profiles: pd.DataFrame, index: RegistryIndex, blocking: list
         log.debug("blocking %s: %d pairs", rule["name"], len(key))
         keys.append(key)
         via.append(np.full(len(key), number, dtype=np.int16))
+    drop_codes(index)
     allkeys, allvia = np.concatenate(keys), np.concatenate(via)
     _, first = np.unique(allkeys, return_index=True)
     first.sort()

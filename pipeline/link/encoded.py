@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline.link.index import RegistryIndex
+from pipeline.link.keys import digit_key
 from pipeline.text import regex_replace
 
 # Text keys compared for equality: registry column -> the export person's column (scoring).
@@ -54,27 +54,10 @@ def _year(values: pd.Series) -> np.ndarray:
     return pd.to_numeric(values, errors="coerce").fillna(NO_YEAR).to_numpy(dtype=np.int64)
 
 
-def _digits(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(length, integer value) of digit strings; length 0 and value -1 where not all digits."""
-    s = values.astype("string[pyarrow]")
-    ok = s.str.fullmatch("[0-9]{1,18}").fillna(False).to_numpy(dtype=bool)
-    length = np.where(ok, s.str.len().fillna(0).to_numpy(dtype=np.int64), 0).astype(np.int8)
-    value = np.full(len(s), -1, dtype=np.int64)
-    if ok.any():
-        value[ok] = pd.to_numeric(s[ok]).to_numpy(dtype=np.int64)
-    return length, value
-
-
-def digit_key(values: pd.Series, null: int = NULL_REGISTRY, other: int = NULL_REGISTRY) -> np.ndarray:
-    """value * 16 + length of strings of 1-15 digits (equal keys: equal strings); `null` where
-    missing, `other` where not such a string. Parsed by Arrow, not value by value."""
-    arr = pa.array(values.astype("string[pyarrow]").array, type=pa.string()) if len(values) else pa.array([], pa.string())
-    ok = pc.fill_null(pc.match_substring_regex(arr, "^[0-9]{1,15}$"), False)
-    digits = pc.if_else(ok, arr, pa.scalar(None, pa.string()))
-    number = pc.cast(digits, pa.int64())
-    key = pc.add(pc.multiply(number, 16), pc.cast(pc.utf8_length(digits), pa.int64()))
-    fallback = np.where(arr.is_null().to_numpy(zero_copy_only=False), null, other).astype(np.int64)
-    return np.where(ok.to_numpy(zero_copy_only=False), key.fill_null(0).to_numpy(zero_copy_only=False), fallback)
+def _digits(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(length, integer value) from digit keys; length 0 and value -1 where not a digit string."""
+    ok = key >= 0
+    return np.where(ok, key % 16, 0).astype(np.int8), np.where(ok, key // 16, -1)
 
 
 @dataclass(frozen=True)
@@ -117,7 +100,7 @@ class RegistryCodes:
 
         id_len, id_value = {}, {}
         for col in ("person_id", "old_id"):
-            id_len[col], id_value[col] = _digits(people[col])
+            id_len[col], id_value[col] = _digits(codes[col])
         md = people["dob_md"].fillna(-1).to_numpy(dtype=np.int64)
         built = cls(dictionaries, codes, _days(people["date_of_birth"]), _days(people["dob_swapped"]), md,
                     _year(people["birth_year"]), id_len, id_value, freq("name_fold"), freq("name_key"),
@@ -163,7 +146,7 @@ class ProfileCodes:
         own = (p["id_structure_ok"].fillna(False).to_numpy(dtype=bool)
                & ((p["id_sex"] == p["sex"]) | p["sex"].isna()).fillna(False).to_numpy(dtype=bool)
                & (p["id_birth_year"].astype("Int32") == p["dob_year"].astype("Int32")).fillna(False).to_numpy(dtype=bool))
-        id_len, id_value = _digits(p["id_number"].where(kind > 0))
+        id_len, id_value = _digits(digit_key(p["id_number"].where(kind > 0), -1, -1))
         marked = p["full_name"].astype("string[pyarrow]").str.contains("[^\x00-\x7f]", regex=True).fillna(False)
         fold = p["name_fold"].astype("string[pyarrow]")
         dob = _days(p["dob"])

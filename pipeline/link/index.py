@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from pipeline.link.keys import add_block_keys, add_id_halves, place_key
+from pipeline.link.keys import add_block_keys, add_id_halves, digit_key, place_key
 from pipeline.normalize.names import default_lexicon, detect_tone_style, name_keys, tone_key
 from pipeline.rules import Rules, default_rules
 
@@ -39,15 +39,21 @@ class RegistryIndex:
         return len(self.people)
 
     def rows_of(self, ids: pd.Series, column: str) -> np.ndarray:
-        """Registry row of each ID in `column` (person_id or old_id); -1 where absent."""
-        lookup = self._lookups.get(column)
+        """Registry row of each ID in `column` (person_id or old_id); -1 where absent. The first
+        row where an ID repeats. IDs are digit strings: looked up as integer keys in a sorted
+        array (binary search), with no Python object per registry person."""
+        lookup = self._lookups.get(("rows_of", column))
         if lookup is None:
-            keys = self.people[column]
-            first = ~keys.duplicated() & keys.notna()
-            lookup = (pd.Index(keys[first].to_numpy()), self.people["row"][first].to_numpy())
-            self._lookups[column] = lookup
-        pos = lookup[0].get_indexer(ids.to_numpy())
-        return np.where(pos >= 0, lookup[1][np.maximum(pos, 0)], -1)
+            key = digit_key(self.people[column], -1, -1)
+            present = np.flatnonzero(key >= 0)
+            order = np.argsort(key[present], kind="stable")
+            lookup = self._lookups[("rows_of", column)] = (key[present][order], present[order])
+        keys, rows = lookup
+        want = digit_key(pd.Series(ids), -1, -1)
+        if not len(keys):
+            return np.full(len(want), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+        return np.where((want >= 0) & (keys[pos] == want), rows[pos], -1).astype(np.int64)
 
     def lexicon(self, rules: Rules | None = None) -> frozenset[str]:
         """Tone keys of every word of every registered name (guides legacy-font repair)."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.text import fold_series
 
@@ -45,3 +48,15 @@ def place_key(district: pd.Series, ward: pd.Series) -> pd.Series:
     out = keys.reindex(codes).reset_index(drop=True)
     out.index = district.index
     return out
+
+
+def digit_key(values: pd.Series, null: int = -2, other: int = -2) -> np.ndarray:
+    """value * 16 + length of strings of 1-15 digits (equal keys: equal strings); `null` where
+    missing, `other` where not such a string. Parsed by Arrow, not value by value."""
+    arr = pa.array(values.astype("string[pyarrow]").array, type=pa.string()) if len(values) else pa.array([], pa.string())
+    ok = pc.fill_null(pc.match_substring_regex(arr, "^[0-9]{1,15}$"), False)
+    digits = pc.if_else(ok, arr, pa.scalar(None, pa.string()))
+    number = pc.cast(digits, pa.int64())
+    key = pc.add(pc.multiply(number, 16), pc.cast(pc.utf8_length(digits), pa.int64()))
+    fallback = np.where(arr.is_null().to_numpy(zero_copy_only=False), null, other).astype(np.int64)
+    return np.where(ok.to_numpy(zero_copy_only=False), key.fill_null(0).to_numpy(zero_copy_only=False), fallback)
