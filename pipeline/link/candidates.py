@@ -137,8 +137,11 @@ def _block(profiles: pd.DataFrame, index: RegistryIndex, keys: list[str], reg_ke
            max_block: int) -> pd.DataFrame:
     rule = _rule_keys(index, reg_keys)
     exp = _export_key(index, rule, profiles, keys, reg_keys)
-    lo = np.searchsorted(rule.keys, exp, "left")
-    hi = np.searchsorted(rule.keys, exp, "right")
+    # Binary search with the needles sorted: consecutive searches touch the same memory.
+    order = np.argsort(exp)
+    lo, hi = np.empty_like(order), np.empty_like(order)
+    lo[order] = np.searchsorted(rule.keys, exp[order], "left")
+    hi[order] = np.searchsorted(rule.keys, exp[order], "right")
     size = hi - lo
     ok = (exp >= 0) & (size > 0) & (size <= max_block)
     counts, starts = size[ok], lo[ok]

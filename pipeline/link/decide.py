@@ -61,9 +61,17 @@ def decide(profiles: pd.DataFrame, scored: pd.DataFrame, model: dict,
     """One decision per profile (status, person row, candidates, score, reason), and the ranked pairs."""
     scored = scored.copy()
     scored["p"] = posterior(scored, null_weight(model, registry_size))
-    scored = scored.sort_values(["profile", "p"], ascending=[True, False])
-    scored = scored.groupby("profile").head(int(model["max_candidates"]))
-    best = scored.groupby("profile").head(1).set_index("profile")
+    # Each profile's candidates by falling p (ties in their order), the first max_candidates kept:
+    # one stable numpy lexsort and a rank within each profile, not a pandas sort and group-bys.
+    prof, p = scored["profile"].to_numpy(), scored["p"].to_numpy()
+    order = np.lexsort((-p, prof))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = prof[order][1:] != prof[order][:-1]
+    positions = np.arange(len(order))
+    rank = positions - np.maximum.accumulate(np.where(first, positions, 0))
+    ranked = scored.iloc[order]
+    scored = ranked[rank < int(model["max_candidates"])]
+    best = ranked[rank == 0].set_index("profile")
     best["reason"] = reasons(best)
     out = pd.DataFrame(index=profiles.index)
     out["best_row"] = best["row"].reindex(out.index).astype("Int64")

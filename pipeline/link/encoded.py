@@ -91,7 +91,8 @@ class RegistryCodes:
             code[code < 0] = NULL_REGISTRY
             dictionaries[col], codes[col] = pd.Index(uniques), code
         for col in DIGIT_KEYS:
-            codes[col] = digit_key(people[col])
+            key = index.digit_keys(col)
+            codes[col] = np.where(key >= 0, key, NULL_REGISTRY)
         n = max(len(people), 1)
 
         def freq(col: str) -> np.ndarray:

@@ -38,13 +38,20 @@ class RegistryIndex:
     def size(self) -> int:
         return len(self.people)
 
+    def digit_keys(self, column: str) -> np.ndarray:
+        """`digit_key` of a registry column (-1 where missing or not digits), computed once."""
+        key = self._lookups.get(("digit_keys", column))
+        if key is None:
+            key = self._lookups[("digit_keys", column)] = digit_key(self.people[column], -1, -1)
+        return key
+
     def rows_of(self, ids: pd.Series, column: str) -> np.ndarray:
         """Registry row of each ID in `column` (person_id or old_id); -1 where absent. The first
         row where an ID repeats. IDs are digit strings: looked up as integer keys in a sorted
         array (binary search), with no Python object per registry person."""
         lookup = self._lookups.get(("rows_of", column))
         if lookup is None:
-            key = digit_key(self.people[column], -1, -1)
+            key = self.digit_keys(column)
             present = np.flatnonzero(key >= 0)
             order = np.argsort(key[present], kind="stable")
             lookup = self._lookups[("rows_of", column)] = (key[present][order], present[order])
