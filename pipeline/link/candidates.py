@@ -47,7 +47,7 @@ def _part(index: RegistryIndex, column: str, with_codes: bool = False) -> KeyPar
     elif column in ("pid_head", "pid_tail") or column in reg.codes:
         if column in reg.codes:
             codes = np.where(reg.codes[column] >= 0, reg.codes[column], -1)
-        else:   # halves of 12-digit person IDs, keyed as the 6-digit strings they are
+        else:   # halves of 12-digit person IDs (not kept as text in the index), keyed as 6-digit strings
             pid = reg.codes["person_id"]
             value = pid // 16
             half = value // 10 ** 6 if column == "pid_head" else value % 10 ** 6

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from pipeline.link.keys import add_block_keys, add_id_halves, digit_key, place_key
+from pipeline.link.keys import add_block_keys, digit_key, place_key
 from pipeline.normalize.names import default_lexicon, detect_tone_style, name_keys, tone_key
 from pipeline.rules import Rules, default_rules
 
@@ -154,7 +154,6 @@ def build_index(registry: pd.DataFrame, rules: Rules | None = None) -> RegistryI
     people["row"] = np.arange(len(people), dtype=np.int64)
     people["place_fold"] = place_key(people["district"], people["ward"])
     people = add_block_keys(people, "date_of_birth")
-    people = add_id_halves(people, "person_id", "pid_head", "pid_tail")
     style = detect_tone_style(pd.Series(uniques[: 200_000]).astype(str))
     agreement = {col: float((_freq(people[col]) ** 2).sum())
                  for col in ("sex", "place_fold", "phone", "date_of_birth", "person_id", "household_id")}
