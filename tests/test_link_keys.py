@@ -1,0 +1,124 @@
+"""The integer keys behind blocking and scoring give the same answers as comparing the text."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import sys
+
+import numpy as np
+import pandas as pd
+
+from pipeline.link import candidates
+from pipeline.link.index import build_index
+from pipeline.link.keys import digit_key
+from pipeline.link.profiles import combined_codes
+from pipeline.link.scoring import one_edit
+from pipeline.rules import default_rules
+from pipeline.text import WHITESPACE
+
+from .test_link import REG
+
+
+def _one_edit_by_text(a: str, b: str) -> bool:
+    if len(a) != len(b) or len(a) not in (9, 12) or a == b:
+        return False
+    diff = [i for i in range(len(a)) if a[i] != b[i]]
+    if len(diff) == 1:
+        return True
+    return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+
+
+def test_one_edit_on_integer_digits_agrees_with_the_text_definition():
+    rng = np.random.default_rng(7)
+    pairs = []
+    for width in (9, 12):
+        for _ in range(3000):
+            a = "".join(rng.choice(list("0123456789"), width))
+            b = list(a)
+            kind = rng.integers(0, 5)
+            i = int(rng.integers(0, width - 1))
+            if kind == 0:                     # one substitution
+                b[i] = str((int(b[i]) + int(rng.integers(1, 10))) % 10)
+            elif kind == 1:                   # adjacent transposition
+                b[i], b[i + 1] = b[i + 1], b[i]
+            elif kind == 2:                   # two substitutions far apart
+                j = (i + 3) % width
+                b[i] = str((int(b[i]) + 1) % 10)
+                b[j] = str((int(b[j]) + 1) % 10)
+            elif kind == 3:                   # a carry: ...19 vs ...20 differs by one in value
+                b[-2:] = list("19")
+                a = a[:-2] + "20"
+            pairs.append((a, "".join(b)))
+    pairs += [("000000010", "000000009"), ("123456789", "123456798"), ("123456789", "123456789"),
+              ("001080000001", "010080000001"), ("12345678", "12345679")]
+    a_key = digit_key(pd.Series([p[0] for p in pairs]), -1, -1)
+    b_key = digit_key(pd.Series([p[1] for p in pairs]), -1, -1)
+    got = one_edit(np.where(a_key >= 0, a_key % 16, 0), a_key // 16, np.where(b_key >= 0, b_key % 16, 0), b_key // 16)
+    want = np.array([_one_edit_by_text(a, b) for a, b in pairs])
+    assert want.sum() > 2000 and (~want).sum() > 2000
+    assert (got == want).all(), [pairs[i] for i in np.flatnonzero(got != want)[:5]]
+
+
+def test_digit_keys_keep_leading_zeros_and_refuse_other_text():
+    keys = digit_key(pd.Series(["0123", "123", "00123", None, "12a3", "", "123456789012"]), -5, -7)
+    assert len(set(keys[:3])) == 3
+    assert keys[3] == -5 and keys[4] == -7 and keys[5] == -7
+    assert keys[6] == 123456789012 * 16 + 12
+
+
+def test_registry_rows_of_ids():
+    index = build_index(REG)
+    rows = index.rows_of(pd.Series(["001080000001", "079190000004", "999999999999", None, "0010800000O1"]), "person_id")
+    assert rows.tolist() == [0, 3, -1, -1, -1]
+    assert index.rows_of(pd.Series(["012345671"]), "old_id").tolist() == [0]
+
+
+def test_combined_codes_number_distinct_rows_in_order_of_first_appearance():
+    frame = pd.DataFrame({"a": ["x", "y", "x", None, "x", None], "b": [1.0, 2.0, 1.0, 3.0, None, 3.0],
+                          "c": pd.array(["p", "q", "p", "r", "p", "r"], dtype="string[pyarrow]")})
+    codes = combined_codes(frame, ["a", "b", "c"])
+    expected, _ = pd.factorize(pd.MultiIndex.from_frame(frame.astype(object).fillna("\x00")))
+    assert codes.tolist() == expected.tolist() == [0, 1, 0, 2, 3, 2]
+
+
+def test_blocking_keys_renumbered_before_they_could_overflow(monkeypatch):
+    """With a tiny bound the mixed-radix keys are renumbered at every step; the pairs stay the same."""
+    from pipeline.link.profiles import build_profiles
+    from pipeline.reconcile import id_households, normalise
+
+    from .test_link import RUN
+
+    rules = default_rules()
+    raw = pd.DataFrame([("Nguyễn Văn Hưng", "04/05/1980", "Nam", None, None, "Phường 1"),
+                        ("Le Thi Lan", "14/02/1990", "Nữ", None, None, "Phường 3"),
+                        ("Nguyễn Văn Hùng", "2012", "Nam", "001080000001", None, "Phường 1"),
+                        ("Trần Văn An", "01/01/1950", "Nam", "001050000000", "0912000001", "Phường 0")],
+                       columns=["full_name", "date_of_birth", "sex", "id_number", "phone", "ward"])
+    raw["district"] = "Quận 1"
+    for c in ("address", "dose_date", "dose_number", "vaccine", "lot_number", "site"):
+        raw[c] = None
+    raw = raw.astype("string[pyarrow]")
+    norm = normalise(raw, rules, RUN, "old")
+    profiles, _ = build_profiles(norm)
+
+    def pairs() -> tuple[pd.DataFrame, int]:
+        index = build_index(REG, rules)
+        profiles["id_household"] = id_households(profiles, index)
+        found = candidates.candidate_pairs(profiles, index, rules.matching["blocking"])
+        renumbered = sum(renumber is not None for key, value in index._lookups.items()
+                         if isinstance(key, tuple) and key[0] == "rule_keys" for _, renumber in value.steps)
+        return found, renumbered
+
+    plain, none = pairs()
+    monkeypatch.setattr(candidates, "MAX_KEY", 8)
+    small, renumbered = pairs()
+    assert len(plain) > 10 and none == 0 and renumbered > 10
+    pd.testing.assert_frame_equal(plain, small)
+
+
+def test_whitespace_class_is_exactly_pythons_whitespace():
+    spaces = {chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()}
+    matched = {chr(c) for c in range(sys.maxunicode + 1) if re.fullmatch(WHITESPACE, chr(c))}
+    assert matched == spaces
+    assert not any(isinstance(x, str) and "\\" in x for x in itertools.chain(WHITESPACE))
