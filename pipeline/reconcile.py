@@ -71,6 +71,7 @@ def link(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> LinkResult:
     cand = find_candidates(norm, index, rules)
     rejected, profiles, profile_of_row, pairs = cand.rejected, cand.profiles, cand.profile_of_row, cand.pairs
     scored = score_pairs(pairs, profiles, index, model)
+    index.compact(model["blocking"])   # the registry's key-only columns are not needed any more
     decisions, scored = decide(profiles, scored, model, index.size)
     decisions = resolve_conflicts(decisions, profiles, scored)
     decisions = pool_export_persons(profiles, decisions, index)

@@ -122,3 +122,30 @@ def test_whitespace_class_is_exactly_pythons_whitespace():
     matched = {chr(c) for c in range(sys.maxunicode + 1) if re.fullmatch(WHITESPACE, chr(c))}
     assert matched == spaces
     assert not any(isinstance(x, str) and "\\" in x for x in itertools.chain(WHITESPACE))
+
+
+def test_index_drops_key_only_columns_after_linking_and_says_so_if_a_new_rule_needs_one():
+    import pytest
+
+    from pipeline.link.index import KEY_ONLY
+    from pipeline.reconcile import link, normalise
+
+    from .test_link import RUN
+
+    index = build_index(REG)
+    rules = default_rules()
+    assert index.compact(rules.matching["blocking"]) == 0          # nothing built yet: nothing dropped
+
+    raw = pd.DataFrame([("Lê Thị Lan", "14/02/1990", "Nữ", "001190000003", None, "Phường 3")],
+                       columns=["full_name", "date_of_birth", "sex", "id_number", "phone", "ward"])
+    raw["district"] = "Quận 2"
+    for c in ("address", "dose_date", "dose_number", "vaccine", "lot_number", "site"):
+        raw[c] = None
+    raw = raw.astype("string[pyarrow]")
+    link(normalise(raw, rules, RUN, "old"), index, rules)
+    assert not set(KEY_ONLY) & set(index.people.columns)
+    again = link(normalise(raw, rules, RUN, "old"), index, rules)   # the compacted index still links
+    assert again.rows["decision"].iloc[0] == "linked"
+    with pytest.raises(ValueError, match="compacted"):
+        candidates.candidate_pairs(pd.DataFrame({"phone": ["0912000001"]}), index,
+                                   [{"name": "phone2", "keys": ["phone"], "registry": ["ward"], "max_block": 5}])

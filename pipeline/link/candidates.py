@@ -40,6 +40,9 @@ def _part(index: RegistryIndex, column: str, with_codes: bool = False) -> KeyPar
     part = index._lookups.get(cache_key)
     if part is not None and (part.codes is not None or not with_codes):
         return part
+    if column in index._lookups.get("compacted", ()) and column not in ("pid_head", "pid_tail"):
+        raise ValueError(f"registry column {column!r} was dropped when the index was compacted; "
+                         "a rule that was not built then needs a new index")
     reg = RegistryCodes.of(index)   # shares the scoring codes where a column has them
     if column in reg.dictionaries:
         codes = np.where(reg.codes[column] >= 0, reg.codes[column], -1).astype(np.int64)

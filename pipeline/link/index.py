@@ -14,6 +14,9 @@ from pipeline.link.keys import add_block_keys, digit_key, place_key
 from pipeline.normalize.names import default_lexicon, detect_tone_style, name_keys, tone_key
 from pipeline.rules import Rules, default_rules
 
+# Registry columns read only to build the integer codes and blocking keys: dropped once those exist.
+KEY_ONLY = ("district", "ward", "phone", "family_fold", "middle_fold", "given_fold", "family_variant", "dob_swapped",
+            "place_fold", "name_sorted", "name_joined", "dob_md")
 REQUIRED = ("person_id", "old_id", "full_name", "date_of_birth", "birth_year", "sex", "province_code")
 OPTIONAL = ("district", "ward", "household_id", "phone")
 
@@ -37,6 +40,18 @@ class RegistryIndex:
     @property
     def size(self) -> int:
         return len(self.people)
+
+    def compact(self, blocking: list[dict]) -> int:
+        """Drop the key-only text columns once the scoring codes and every rule's sorted keys are
+        built (they are not read again: outputs print names, dates, sex and IDs). Returns the
+        number of columns dropped; 0 while something still needs them."""
+        built = "codes" in self._lookups and all(("rule_keys", tuple(r["registry"])) in self._lookups for r in blocking)
+        drop = [c for c in KEY_ONLY if c in self.people.columns] if built else []
+        if drop:
+            for column in drop:          # in place: the index's frame is shared by every province
+                del self.people[column]
+            self._lookups["compacted"] = tuple(drop)
+        return len(drop)
 
     def digit_keys(self, column: str) -> np.ndarray:
         """`digit_key` of a registry column (-1 where missing or not digits), computed once."""
