@@ -27,12 +27,10 @@ class RegistryError(Exception):
 
 @dataclass(frozen=True)
 class RegistryIndex:
-    """Registry rows with keys for blocking and comparison, plus term frequencies."""
+    """Registry rows with keys for blocking and comparison, and chance agreements. Term
+    frequencies of names are kept by code with the scoring codes (`pipeline.link.encoded`)."""
 
     people: pd.DataFrame          # one row per person; RangeIndex = registry row number
-    name_freq: pd.Series          # name_key -> share of registry people
-    fold_freq: pd.Series          # name_fold -> share
-    given_freq: pd.Series         # given_fold -> share
     tone_style: str
     chance_agreement: dict[str, float]   # column -> P(two random registry people agree), for `u: freq`
     _lookups: dict = field(default_factory=dict, repr=False)
@@ -173,8 +171,7 @@ def build_index(registry: pd.DataFrame, rules: Rules | None = None) -> RegistryI
     agreement = {col: float((_freq(people[col]) ** 2).sum())
                  for col in ("sex", "place_fold", "phone", "date_of_birth", "person_id", "household_id")}
     agreement["date_of_birth|name"] = _pair_agreement_within(people, "name_fold", "date_of_birth")
-    return RegistryIndex(people, _freq(people["name_key"]), _freq(people["name_fold"]),
-                         _freq(people["given_fold"]), style, agreement)
+    return RegistryIndex(people, style, agreement)
 
 
 def _swap(dob: pd.Series) -> pd.Series:
