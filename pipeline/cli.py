@@ -195,8 +195,6 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    import subprocess
-
     app = Path(__file__).resolve().parent / "dashboard" / "app.py"
     env = {**os.environ, "VAXRECON_STATE": args.state}
     if args.deadline:
@@ -204,10 +202,10 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     logging.getLogger("vaxrecon").info("dashboard: http://%s:%d (Ctrl+C to stop)", args.host, args.port)
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
            "--server.port", str(args.port), "--server.address", args.host, "--browser.gatherUsageStats", "false"]
-    try:
-        return subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
-        return EXIT_OK
+    # The process becomes Streamlit (exec), so a stop signal reaches the server itself instead of
+    # leaving it running orphaned behind a stopped `vaxrecon dashboard`.
+    os.execve(sys.executable, cmd, env)
+    return EXIT_OK  # not reached
 
 
 def cmd_synth(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -227,5 +228,5 @@ def test_the_dashboard_in_headless_chromium(nights_state, tmp_path):
     finally:
         if browser is not None:
             browser.close()
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)   # the server and anything it started
         server.wait(timeout=10)
