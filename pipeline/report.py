@@ -153,7 +153,7 @@ def _write_sheet(wb: xlsxwriter.Workbook, name: str, n_rows: int, fmt: dict) -> 
     ws.autofilter(0, 0, max(n_rows, 1), len(COLUMNS) - 1)
 
 
-def _summary(wb: xlsxwriter.Workbook, df: pd.DataFrame, province: str, rules: Rules, run_date: dt.date,
+def _summary(wb: xlsxwriter.Workbook, df: pd.DataFrame, codes: RowCodes, province: str, rules: Rules, run_date: dt.date,
              files_read: Iterable[str], quarantined: list[dict[str, str]], fmt: dict) -> None:
     ws = wb.add_worksheet("Tổng hợp")
     print_setup(ws)
@@ -170,7 +170,7 @@ def _summary(wb: xlsxwriter.Workbook, df: pd.DataFrame, province: str, rules: Ru
         ws.write_number(r, 2, int(counts.get(s, 0)))
     r += 2
     ws.write_row(r, 0, ["Lỗi", "Mã", "Số dòng"], fmt["header"])
-    code_counts = df["error_codes"].explode().value_counts()
+    code_counts = pd.Series(codes.flat).value_counts()
     for c in ALL_CODES:
         r += 1
         ws.write_row(r, 0, [rules.labels_codes[c], c])
@@ -206,7 +206,7 @@ def write_report(df: pd.DataFrame, province: str, folder: Path, rules: Rules, ru
         fmt = {"header": wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True}),
                "date": wb.add_format({"num_format": "dd/mm/yyyy"}), "title": wb.add_format({"bold": True, "font_size": 13})}
         date_style = fmt["date"]._get_xf_index()   # fixed now, so the filled cells can name it
-        _summary(wb, df, province, rules, run_date, files_read, quarantined, fmt)
+        _summary(wb, df, codes, province, rules, run_date, files_read, quarantined, fmt)
         fills, position = {}, 1
         for group, columns in lists:
             n = len(columns[0].values)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.link.encoded import DAY_OFFSET, DIGIT_COLUMNS, MAX_KEY, RegistryCodes
+from pipeline.link.encoded import DAY_OFFSET, MAX_KEY, RegistryCodes
 from pipeline.link.index import RegistryIndex
 from pipeline.link.keys import digit_key
 
@@ -40,24 +40,21 @@ def _part(index: RegistryIndex, column: str, with_codes: bool = False) -> KeyPar
     part = index._lookups.get(cache_key)
     if part is not None and (part.codes is not None or not with_codes):
         return part
-    if column in index._lookups.get("compacted", ()) and column not in ("pid_head", "pid_tail"):
+    if column in index._lookups.get("compacted", ()):
         raise ValueError(f"registry column {column!r} was dropped when the index was compacted; "
                          "a rule that was not built then needs a new index")
     reg = RegistryCodes.of(index)   # shares the scoring codes where a column has them
     if column in reg.dictionaries:
         codes = np.where(reg.codes[column] >= 0, reg.codes[column], -1).astype(np.int64)
         part = KeyPart(codes, len(reg.dictionaries[column]), reg.dictionaries[column])
-    elif column in ("pid_head", "pid_tail") or column in reg.codes:
-        if column in reg.codes:
-            codes = np.where(reg.codes[column] >= 0, reg.codes[column], -1)
-        else:   # halves of 12-digit person IDs (not kept as text in the index), keyed as 6-digit strings
-            pid = reg.codes["person_id"]
-            value = pid // 16
-            half = value // 10 ** 6 if column == "pid_head" else value % 10 ** 6
-            codes = np.where((pid >= 0) & (pid % 16 == 12), half * 16 + 6, -1)
-        part = KeyPart(codes.astype(np.int64), int(codes.max(initial=-1)) + 1, None)
-    elif column in DIGIT_COLUMNS:
-        codes = digit_key(index.people[column], -1, -1)
+    elif column in reg.codes:       # digit keys: IDs and phones
+        codes = np.where(reg.codes[column] >= 0, reg.codes[column], -1).astype(np.int64)
+        part = KeyPart(codes, int(codes.max(initial=-1)) + 1, None)
+    elif column in ("pid_head", "pid_tail"):   # halves of 12-digit person IDs, keyed as 6-digit strings
+        pid = reg.codes["person_id"]
+        value = pid // 16
+        half = value // 10 ** 6 if column == "pid_head" else value % 10 ** 6
+        codes = np.where((pid >= 0) & (pid % 16 == 12), half * 16 + 6, -1).astype(np.int64)
         part = KeyPart(codes, int(codes.max(initial=-1)) + 1, None)
     elif pd.api.types.is_datetime64_any_dtype(index.people[column].dtype):
         days = index.people[column].to_numpy(dtype="datetime64[D]")

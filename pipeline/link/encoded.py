@@ -31,7 +31,6 @@ TEXT_KEYS = {
 }
 # Digit strings (IDs, phones, halves of IDs) need no dictionary: their key is value * 16 + length.
 DIGIT_KEYS = {"person_id": "id_number", "old_id": "id_number", "phone": "phone"}
-DIGIT_COLUMNS = ("person_id", "old_id", "phone", "pid_head", "pid_tail")
 NULL_REGISTRY, NULL_PROFILE, UNKNOWN = -2, -1, -3
 NO_YEAR = -9999
 NAT = np.iinfo(np.int64).min
@@ -54,15 +53,10 @@ def _year(values: pd.Series) -> np.ndarray:
     return pd.to_numeric(values, errors="coerce").fillna(NO_YEAR).to_numpy(dtype=np.int64)
 
 
-def _digits(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(length, integer value) from digit keys; length 0 and value -1 where not a digit string."""
-    ok = key >= 0
-    return np.where(ok, key % 16, 0).astype(np.int8), np.where(ok, key // 16, -1)
-
-
 @dataclass(frozen=True)
 class RegistryCodes:
-    """Per registry person: a code per text key, dates, years and ID digits; plus frequencies by code."""
+    """Per registry person: a code per text key, a digit key per ID and phone, dates and years;
+    plus name frequencies by code."""
 
     dictionaries: dict[str, pd.Index]
     codes: dict[str, np.ndarray]   # text keys: dictionary codes; digit keys: value * 16 + length
@@ -70,8 +64,6 @@ class RegistryCodes:
     dob_swapped: np.ndarray
     dob_md: np.ndarray
     year: np.ndarray
-    id_len: dict[str, np.ndarray]
-    id_value: dict[str, np.ndarray]
     fold_freq: np.ndarray       # share of registry people with each name_fold code
     key_freq: np.ndarray        # share with each name_key code
     name_fold: pa.ChunkedArray  # the text, for fuzzy similarity of the pairs that need it
@@ -99,19 +91,16 @@ class RegistryCodes:
             c = codes[col]
             return np.bincount(c[c >= 0], minlength=len(dictionaries[col])) / n
 
-        id_len, id_value = {}, {}
-        for col in ("person_id", "old_id"):
-            id_len[col], id_value[col] = _digits(codes[col])
         md = people["dob_md"].fillna(-1).to_numpy(dtype=np.int64)
         built = cls(dictionaries, codes, _days(people["date_of_birth"]), _days(people["dob_swapped"]), md,
-                    _year(people["birth_year"]), id_len, id_value, freq("name_fold"), freq("name_key"),
+                    _year(people["birth_year"]), freq("name_fold"), freq("name_key"),
                     pa.chunked_array([pa.array(people["name_fold"].astype("string[pyarrow]").array)]))
         index._lookups["codes"] = built
         return built
 
     def encode(self, col: str, values: pd.Series) -> np.ndarray:
         """An export column's codes in the registry's dictionary for `col` (-1: no value, -3: unknown)."""
-        if col in DIGIT_KEYS or col in DIGIT_COLUMNS:
+        if col in DIGIT_KEYS:
             return digit_key(values, NULL_PROFILE, UNKNOWN)
         values = values.astype("string[pyarrow]")
         code = self.dictionaries[col].get_indexer(values.to_numpy(dtype=object, na_value=None)).astype(np.int32)
@@ -128,8 +117,6 @@ class ProfileCodes:
     dob: np.ndarray
     dob_md: np.ndarray
     year: np.ndarray
-    id_len: np.ndarray
-    id_value: np.ndarray
     kind: np.ndarray            # 0 missing/invalid, 1 personal, 2 old
     own: np.ndarray             # the ID's own sex and birth year fit the row
     marked: np.ndarray          # the written name has diacritics
@@ -147,13 +134,12 @@ class ProfileCodes:
         own = (p["id_structure_ok"].fillna(False).to_numpy(dtype=bool)
                & ((p["id_sex"] == p["sex"]) | p["sex"].isna()).fillna(False).to_numpy(dtype=bool)
                & (p["id_birth_year"].astype("Int32") == p["dob_year"].astype("Int32")).fillna(False).to_numpy(dtype=bool))
-        id_len, id_value = _digits(digit_key(p["id_number"].where(kind > 0), -1, -1))
         marked = p["full_name"].astype("string[pyarrow]").str.contains("[^\x00-\x7f]", regex=True).fillna(False)
         fold = p["name_fold"].astype("string[pyarrow]")
         dob = _days(p["dob"])
         md = np.where(dob != NAT, p["dob_md"].fillna(-1).to_numpy(dtype=np.int64), -1)
         key, fc = codes["name_key"], codes["name_fold"]
-        return cls(codes, dob, md, _year(p["dob_year"]), id_len, id_value, kind, own,
+        return cls(codes, dob, md, _year(p["dob_year"]), kind, own,
                    marked.to_numpy(dtype=bool), fold.fillna("").eq("").to_numpy(dtype=bool),
                    fold.fillna("").to_numpy(dtype=object),
                    np.where(key >= 0, reg.key_freq[np.maximum(key, 0)], 0.0),

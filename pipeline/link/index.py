@@ -164,7 +164,6 @@ def build_index(registry: pd.DataFrame, rules: Rules | None = None) -> RegistryI
     people = pd.concat([people, keys], axis=1)
     dob = people["date_of_birth"]
     people["dob_swapped"] = _swap(dob)
-    people["row"] = np.arange(len(people), dtype=np.int64)
     people["place_fold"] = place_key(people["district"], people["ward"])
     people = add_block_keys(people, "date_of_birth")
     style = detect_tone_style(pd.Series(uniques[: 200_000]).astype(str))

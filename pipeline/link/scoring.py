@@ -31,14 +31,16 @@ def _digit_matrix(values: np.ndarray, width: int) -> np.ndarray:
     return (values[:, None] // powers[None, :]) % 10
 
 
-def one_edit(a_len: np.ndarray, a: np.ndarray, b_len: np.ndarray, b: np.ndarray) -> np.ndarray:
+def one_edit(a_key: np.ndarray, b_key: np.ndarray) -> np.ndarray:
     """One substituted digit, or two adjacent digits transposed, between digit strings of the same
-    length (9 or 12), given as (length, integer value).
+    length (9 or 12), given as digit keys (value * 16 + length; negative: not a digit string).
 
     A substitution at digit k changes the value by c·10^k and a transposition by 9c·10^k
     (1 <= |c| <= 9): only pairs whose difference has that form are compared digit by digit.
     """
-    out = np.zeros(len(a), dtype=bool)
+    out = np.zeros(len(a_key), dtype=bool)
+    a, b = a_key // 16, b_key // 16
+    a_len, b_len = np.where(a_key >= 0, a_key % 16, 0), np.where(b_key >= 0, b_key % 16, 0)
     for width in (9, 12):
         sel = (a_len == width) & (b_len == width)
         if not sel.any():
@@ -73,9 +75,8 @@ def id_levels(p: ProfileCodes, r: RegistryCodes, pi: np.ndarray, ri: np.ndarray)
     exact = (kind == 1) & (p.codes["person_id"][pi] == r.codes["person_id"][ri])
     old = (kind == 2) & (p.codes["old_id"][pi] == r.codes["old_id"][ri])
     personal = kind == 1
-    t_len = np.where(personal, r.id_len["person_id"][ri], r.id_len["old_id"][ri])
-    t_val = np.where(personal, r.id_value["person_id"][ri], r.id_value["old_id"][ri])
-    edit = one_edit(p.id_len[pi], p.id_value[pi], t_len, t_val) & well_formed
+    target = np.where(personal, r.codes["person_id"][ri], r.codes["old_id"][ri])
+    edit = one_edit(p.codes["person_id"][pi], target) & well_formed   # the profile's digit key of its ID
     household = (p.codes["household_id"][pi] == r.codes["household_id"][ri]) & well_formed
     return _levels([exact, old, edit, household, well_formed & p.own[pi], well_formed],
                    ["exact", "old", "one_edit", "household", "different_own", "different"], "missing")
