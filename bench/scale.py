@@ -4,8 +4,10 @@
 
 For each registry size (seeded, cached under bench/cache/) with exports of
 `dose-share` × size dose rows, runs `vaxrecon run --force` in a fresh process and
-prints per stage (summed over provinces, from run.json) the wall time and rows
-per second, the whole run's wall time and peak memory (largest process), and the
+prints per stage (summed over provinces, from run.json) the wall time, rows
+per second and the process's peak memory during the stage (ingest also by file
+kind, and the cross-province dose checks), the whole run's wall time and peak
+memory (the run, its Prefect server and any workers together), and the
 floor: the least work the job needs (reading the same files with
 calamine/pyarrow and an exact-ID hash join against the registry's IDs), with
 the ratio run / floor. Then how cost grows with size.
@@ -78,6 +80,35 @@ def floor_seconds(data: Path) -> tuple[float, int]:
     return time.perf_counter() - t, rows
 
 
+def stage_table(summary: dict, people: int, rows: int) -> str:
+    """Per stage: seconds summed over provinces, rows per second, and the largest peak memory of
+    the process during that stage in any province (run.json); ingest also by file kind."""
+    provinces = list(summary["provinces"].values())
+    lines = [f"{'stage':<22}{'seconds':>9}{'rows/s':>12}{'peak GB':>9}"]
+
+    def line(name: str, seconds: float, n: int, peak: float | None) -> None:
+        per = f"{n / seconds:,.0f}" if seconds else "-"
+        lines.append(f"{name:<22}{seconds:>9.1f}{per:>12}{peak if peak is not None else float('nan'):>9.2f}")
+
+    for stage in STAGES:
+        seconds = sum(p["stage_seconds"].get(stage, 0.0) for p in provinces)
+        peaks = [p.get("stage_peak_gb", {}).get(stage) for p in provinces]
+        line(stage, seconds, people if stage == "index" else rows, max((x for x in peaks if x), default=None))
+        if stage == "ingest":
+            kinds: dict[str, list[float]] = {}
+            for p in provinces:
+                for kind, k in p.get("ingest_by_kind", {}).items():
+                    acc = kinds.setdefault(kind, [0, 0, 0.0])
+                    acc[0], acc[1], acc[2] = acc[0] + k["files"], acc[1] + k["rows"], acc[2] + k["seconds"]
+            for kind, (files, n, seconds) in sorted(kinds.items()):
+                what = "input suite (GX)" if kind == "input_suite" else f"read {kind}"
+                line(f"  {what}, {int(files)} files", seconds, int(n), None)
+    dose = summary.get("dose_checks") or {}
+    if dose:
+        line("dose checks (all)", dose.get("seconds", 0.0), rows, dose.get("peak_gb"))
+    return "\n".join(lines)
+
+
 def run_once(data: Path, out: Path, workers: int | None) -> tuple[float, float, dict]:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env |= {"PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
@@ -103,14 +134,10 @@ def main() -> None:
         for workers in [None, *[int(w) for w in args.workers.split(",") if w]]:
             with tempfile.TemporaryDirectory() as tmp:
                 seconds, peak, summary = run_once(data, Path(tmp), workers)
-            stages = {s: sum(p["stage_seconds"].get(s, 0.0) for p in summary["provinces"].values()) for s in STAGES}
             rows = sum(p["rows"] for p in summary["provinces"].values())
             label = f"{size:,} people, {rows:,} dose rows" + (f", Dask {workers} worker(s)" if workers else "")
             print(f"\n== {label}")
-            print(f"{'stage':<12}{'seconds':>9}{'rows/s':>12}")
-            for name, sec in stages.items():
-                per = (size if name == "index" else rows) / sec if sec else float("nan")
-                print(f"{name:<12}{sec:>9.1f}{per:>12,.0f}")
+            print(stage_table(summary, size, rows))
             print(f"whole run {seconds:.1f} s, peak memory {peak:.2f} GB (run, its Prefect server and Dask workers together); "
                   f"floor {floor:.1f} s; ratio run/floor {seconds / floor:.1f}")
             results.append((size, rows, workers, seconds, peak))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from flows.reconcile import (
     work_dir,
 )
 from pipeline.link.index import registry_people
+from pipeline.memory import peak_gb, reset_peak
 from pipeline.output import clean_leftovers, write_json
 from pipeline.rules import ALL_CODES, DEFAULT_RULES_DIR, STATUSES
 from pipeline.state import StateStore, default_url
@@ -73,9 +75,13 @@ def link_province(code: str, exports: Path, out: Path, rules_dir: Path, registry
 
 @task(name="check-doses", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5,
       retry_condition_fn=_retry_when_transient)
-def check_doses(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date) -> dict[str, str]:
-    """Dose-level codes across every linked province (stage 2)."""
-    return dose_checks(out, codes, rules_dir, run_date)
+def check_doses(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date) -> tuple[dict[str, str], dict]:
+    """Dose-level codes across every linked province (stage 2): each province's digest, and the
+    stage's seconds and peak memory (for run.json)."""
+    reset_peak()
+    t0 = time.perf_counter()
+    digests = dose_checks(out, codes, rules_dir, run_date)
+    return digests, {"seconds": round(time.perf_counter() - t0, 3), "peak_gb": peak_gb(), "provinces": len(codes)}
 
 
 @task(name="write-province", task_run_name="write-{prepared.code}", cache_policy=NO_CACHE, retries=1,
@@ -140,7 +146,7 @@ def nightly_reconciliation(registry: str | Path, exports: str | Path, out: str |
     _gather(futures, runs)
 
     linked = [c for c in codes if runs[c].error is None]
-    dose_digests = check_doses.submit(out, linked, rules_dir, run_date).result()
+    dose_digests, dose_stage = check_doses.submit(out, linked, rules_dir, run_date).result()
     futures = {}
     for code in linked:
         prepared = runs[code]
@@ -154,11 +160,12 @@ def nightly_reconciliation(registry: str | Path, exports: str | Path, out: str |
             futures[code] = write_province.submit(prepared, out, rules_dir, registry, common, run_date, validate,
                                                   fp2, run_id)
     _gather(futures, runs)
-    return _finish(store, run_id, started, run_date, registry, people, out, [runs[c] for c in codes], validate)
+    return _finish(store, run_id, started, run_date, registry, people, out, [runs[c] for c in codes], validate,
+                   dose_stage)
 
 
 def _finish(store: StateStore, run_id: int, started: dt.datetime, run_date: dt.date, registry: Path, people: int,
-            out: Path, runs: list[ProvinceRun], validate: bool) -> dict[str, Any]:
+            out: Path, runs: list[ProvinceRun], validate: bool, dose_stage: dict | None = None) -> dict[str, Any]:
     """run.json, run history, validation index and the run's artifacts."""
     bad = any(r.error or r.files_quarantined for r in runs)
     exit_code = 3 if bad else 0
@@ -170,6 +177,7 @@ def _finish(store: StateStore, run_id: int, started: dt.datetime, run_date: dt.d
         "registry": {"path": str(registry), "people": people},
         "exit_code": exit_code,
         "provinces": {r.code: r.summary() for r in runs},
+        "dose_checks": dose_stage or {},
     }
     if validate:
         summary["validation"] = str(write_index(out / "validation", summary["provinces"]).relative_to(out))

@@ -35,6 +35,7 @@ from pipeline.codes import code_lists, merge_code_lists
 from pipeline.doses import dose_flags
 from pipeline.ingest import IngestError, read_export
 from pipeline.link.index import RegistryIndex, load_index
+from pipeline.memory import peak_gb, reset_peak
 from pipeline.output import quarantine, replace_dir, tree_digest, write_json, write_parquet
 from pipeline.reconcile import apply_decisions, assemble, link, normalise, to_arrow
 from pipeline.report import write_report
@@ -63,6 +64,8 @@ class ProvinceRun:
     people_by_status: dict[str, int] = field(default_factory=dict)
     rows_by_code: dict[str, int] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_peak_gb: dict[str, float] = field(default_factory=dict)   # this process's peak during each stage
+    ingest_by_kind: dict[str, dict[str, float]] = field(default_factory=dict)  # kind -> files, rows, seconds
     error: str | None = None
     validation_failures: list[str] = field(default_factory=list)
     review_cases: int = 0
@@ -82,6 +85,8 @@ class ProvinceRun:
             "rows": self.rows, "rows_by_status": self.rows_by_status, "people_by_status": self.people_by_status,
             "rows_by_code": self.rows_by_code,
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+            "stage_peak_gb": {k: round(v, 3) for k, v in self.stage_peak_gb.items()},
+            "ingest_by_kind": self.ingest_by_kind,
             "status": self.status, "error": self.error, "reused": self.reused, "reused_from": self.reused_from,
             "validation_failures": self.validation_failures, "review_cases": self.review_cases,
             "review_decisions": self.decisions, "input_hash": self.fingerprint,
@@ -96,14 +101,22 @@ class ProvinceRun:
 
 
 class _Timer:
-    def __init__(self, sink: dict[str, float], name: str) -> None:
-        self.sink, self.name = sink, name
+    """Adds a stage's wall time to `seconds[name]` and keeps the process's peak memory during it
+    in `peaks[name]` (the larger one where a stage runs more than once)."""
+
+    def __init__(self, seconds: dict[str, float], name: str, peaks: dict[str, float] | None = None) -> None:
+        self.seconds, self.name, self.peaks = seconds, name, peaks
 
     def __enter__(self) -> None:
+        if self.peaks is not None:
+            reset_peak()
         self.t0 = time.perf_counter()
 
     def __exit__(self, *exc: object) -> None:
-        self.sink[self.name] = self.sink.get(self.name, 0.0) + time.perf_counter() - self.t0
+        self.seconds[self.name] = self.seconds.get(self.name, 0.0) + time.perf_counter() - self.t0
+        peak = peak_gb() if self.peaks is not None else None
+        if self.peaks is not None and peak is not None:
+            self.peaks[self.name] = max(self.peaks.get(self.name, 0.0), peak)
 
 
 # ---------------------------------------------------------------- paths and fingerprints
@@ -189,7 +202,9 @@ def ingest_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules,
         try:
             if path.suffix.lower() not in EXPORT_SUFFIXES:
                 raise IngestError(f"not an export file kind ({path.suffix or 'no extension'})")
+            t0 = time.perf_counter()
             result = read_export(path, rules)
+            _count(run.ingest_by_kind, result.kind, len(result.frame), time.perf_counter() - t0)
         except IngestError as exc:
             quarantine(path, exports, out, str(exc))
             run.files_quarantined.append({"file": rel, "reason": str(exc)})
@@ -197,7 +212,9 @@ def ingest_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules,
             continue
         frame = result.frame
         if validator is not None:
+            t0 = time.perf_counter()
             failed = validator.run("input", f"{run.code}-input-{k:03d}", input_frame(frame))
+            _count(run.ingest_by_kind, "input_suite", len(frame), time.perf_counter() - t0)
             run.validation_failures += [f"{rel}: {f}" for f in failed]
         frame.insert(0, "source_file", rel)
         frames.append(frame)
@@ -210,6 +227,14 @@ def ingest_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules,
         return pd.DataFrame({c: pd.Series(dtype="string[pyarrow]") for c in ("source_file", *CANONICAL)}).assign(
             source_row=pd.Series(dtype="int64"))
     return pd.concat(frames, ignore_index=True)
+
+
+def _count(sink: dict[str, dict[str, float]], key: str, rows: int, seconds: float) -> None:
+    """Add one file's rows and seconds to `sink[key]` (ingest figures by file kind)."""
+    entry = sink.setdefault(key, {"files": 0, "rows": 0, "seconds": 0.0})
+    entry["files"] += 1
+    entry["rows"] += rows
+    entry["seconds"] = round(entry["seconds"] + seconds, 3)
 
 
 def _validator(out: Path, rules: Rules, validate: bool) -> tuple[Validator | None, Path | None]:
@@ -228,15 +253,15 @@ def prepare_province(code: str, exports: Path, out: Path, rules_dir: Path, regis
     rules = rules_for(rules_dir)
     run = ProvinceRun(code, fingerprint=fingerprint)
     t = run.stage_seconds
-    with _Timer(t, "index"):  # the registry index is built by the first province of each process only
+    with _Timer(t, "index", run.stage_peak_gb):  # the registry index is built by the first province of each process only
         index = index_for(registry, rules_dir, common)
     validator, pages = _validator(out, rules, validate)
     try:
-        with _Timer(t, "ingest"):
+        with _Timer(t, "ingest", run.stage_peak_gb):
             raw = ingest_province(run, exports, out, rules, validator)
-        with _Timer(t, "normalise"):
+        with _Timer(t, "normalise", run.stage_peak_gb):
             norm = normalise(raw, rules, run_date, index.tone_style, index.lexicon(rules))
-        with _Timer(t, "link"):
+        with _Timer(t, "link", run.stage_peak_gb):
             result = link(norm, index, rules)
             run.decisions = apply_decisions(result, decisions, index)
             frame = assemble(raw, result, index, code)
@@ -322,7 +347,7 @@ def finish_province(prepared: ProvinceRun, out: Path, rules_dir: Path, registry:
     index = index_for(registry, rules_dir, common)
     run = ProvinceRun.from_json(prepared.to_json())
     code = run.code
-    with _Timer(run.stage_seconds, "validate"):
+    with _Timer(run.stage_seconds, "validate", run.stage_peak_gb):
         linked = pq.read_table(work_dir(out, code) / "linked.parquet")
         dose_codes = pq.read_table(work_dir(out, code) / "dose_codes.parquet").column(0).combine_chunks()
         person_codes = linked.column("person_codes").combine_chunks()
@@ -334,7 +359,7 @@ def finish_province(prepared: ProvinceRun, out: Path, rules_dir: Path, registry:
             if failed:
                 run.validation_failures += failed
                 raise RuntimeError(f"output expectations failed: {failed}")
-    with _Timer(run.stage_seconds, "write"):
+    with _Timer(run.stage_seconds, "write", run.stage_peak_gb):
         write_report(df, code, out / "reports" / code, rules, run_date, run.files_read, run.files_quarantined)
         run.review_cases = write_review(df, code, out / "review" / f"{code}.xlsx", index)
         write_parquet(table, out / "corrected" / f"{code}.parquet")

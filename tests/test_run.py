@@ -95,6 +95,15 @@ def test_run_json_summarises_without_personal_data(sample_run):
     assert p01["files_quarantined"] and all(q["reason"] for q in p01["files_quarantined"])
     assert sum(p01["rows_by_status"].values()) == p01["rows"]
     assert set(p01["stage_seconds"]) >= {"ingest", "normalise", "link", "write"}
+    assert set(p01["stage_peak_gb"]) == set(p01["stage_seconds"])
+    assert all(0.05 < gb < 24 for gb in p01["stage_peak_gb"].values()), p01["stage_peak_gb"]
+    kinds = p01["ingest_by_kind"]
+    read = {k: v for k, v in kinds.items() if k != "input_suite"}
+    assert {"xlsx", "csv"} <= set(read)
+    assert sum(v["files"] for v in read.values()) == len(p01["files_read"])
+    assert sum(v["rows"] for v in read.values()) == p01["rows"]
+    assert kinds["input_suite"]["rows"] == p01["rows"] and kinds["input_suite"]["seconds"] > 0
+    assert summary["dose_checks"]["seconds"] > 0 and summary["dose_checks"]["provinces"] == len(summary["provinces"])
     text = json.dumps(summary, ensure_ascii=False)
     assert not re.search(r"\b0\d{11}\b", text), "a personal ID number in run.json"
     registry = pd.read_parquet(SAMPLE / "registry.parquet", columns=["full_name"])

@@ -1,0 +1,40 @@
+"""Peak resident memory of this process over a stage of work.
+
+On Linux the kernel keeps the process's peak resident set size (VmHWM in
+/proc/self/status) and lets a process reset it to the current size (writing 5
+to /proc/self/clear_refs), so a stage's own peak is read exactly, without a
+sampling thread. Elsewhere the peak since the process started is reported
+(`resource.getrusage`), which is an upper bound of the stage's.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_STATUS, _CLEAR = Path("/proc/self/status"), Path("/proc/self/clear_refs")
+
+
+def reset_peak() -> bool:
+    """Start measuring a new peak from the current size; False where the system cannot."""
+    try:
+        _CLEAR.write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_gb() -> float | None:
+    """Peak resident memory in GB (10^9 bytes) since the last `reset_peak`, None where unknown."""
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e9
+    except OSError:
+        pass
+    try:
+        import resource
+    except ImportError:   # Windows
+        return None
+    scale = 1 if sys.platform == "darwin" else 1024   # bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e9
