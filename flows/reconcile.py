@@ -42,7 +42,14 @@ from pipeline.report import write_report
 from pipeline.review import write_review
 from pipeline.rules import ALL_CODES, STATUSES, Rules, load_rules
 from pipeline.state import Decision
-from pipeline.validate import Validator, codes_frame, input_frame, load_specs, output_frame
+from pipeline.validate import (
+    Validator,
+    codes_frame,
+    input_frame,
+    load_specs,
+    output_frame,
+    suite_columns,
+)
 
 log = logging.getLogger("vaxrecon")
 EXPORT_SUFFIXES = {".csv", ".txt", ".xlsx", ".xlsm", ".parquet", ".xls"}
@@ -213,7 +220,8 @@ def ingest_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules,
         frame = result.frame
         if validator is not None:
             t0 = time.perf_counter()
-            failed = validator.run("input", f"{run.code}-input-{k:03d}", input_frame(frame))
+            checked = input_frame(frame, suite_columns(validator.specs["input"]))
+            failed = validator.run("input", f"{run.code}-input-{k:03d}", checked)
             _count(run.ingest_by_kind, "input_suite", len(frame), time.perf_counter() - t0)
             run.validation_failures += [f"{rel}: {f}" for f in failed]
         frame.insert(0, "source_file", rel)

@@ -110,9 +110,21 @@ def _describe(config: Any) -> str:
     return "?" if config is None else f"{config.type} {config.kwargs.get('column', '')}".strip()
 
 
-def input_frame(raw: pd.DataFrame) -> pd.DataFrame:
-    """Raw text of one file as GX reads it (object columns)."""
-    return raw.drop(columns=["source_file"], errors="ignore").astype(object).where(raw.notna(), None)
+def suite_columns(spec: SuiteSpec) -> list[str]:
+    """The columns a suite's expectations name, in order of first mention."""
+    named: list[str] = []
+    for entry in spec.entries:
+        named += [entry["column"]] if "column" in entry else list(entry.get("column_list", []))
+    return list(dict.fromkeys(named))
+
+
+def input_frame(raw: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
+    """Raw text of one file as GX reads it (object columns): the `columns` the suite checks where
+    given (GX converts and hashes every column it is handed), else all of them."""
+    frame = raw.drop(columns=["source_file"], errors="ignore")
+    if columns is not None:
+        frame = frame[[c for c in columns if c in frame.columns]]
+    return frame.astype(object).where(frame.notna(), None)
 
 
 def output_frame(table_df: pd.DataFrame) -> pd.DataFrame:

@@ -251,3 +251,22 @@ def test_fast_sheet_cells_are_escaped_typed_and_formula_safe(tmp_path, monkeypat
     data = sheets.csv_bytes(columns).decode("utf-8-sig").splitlines()
     assert data[0] == '"Chữ","Số","Ngày"'
     assert data[1] == '"a<b & c>d",1,"11/05/2021"' and data[2].startswith('"\'=SUM(A1)",2,')
+
+
+def test_input_suite_checks_only_its_columns_and_still_fails_bad_files(tmp_path):
+    from pipeline.rules import default_rules
+    from pipeline.validate import Validator, input_frame, load_specs, suite_columns
+
+    specs = load_specs(default_rules().source_dir)
+    columns = suite_columns(specs["input"])
+    assert set(columns) == {"full_name", "id_number", "date_of_birth", "dose_date"}
+    raw = pd.DataFrame({"source_file": "79/a.csv", "full_name": ["Nguyễn Văn An", "Lê Thị Bình"] * 10,
+                        "id_number": ["079085001234", "CMND cũ?"] * 10, "date_of_birth": "05/03/1985",
+                        "dose_date": "2021-08-01", "lot_number": "=cmd()"}, dtype="string[pyarrow]")
+    checked = input_frame(raw, columns)
+    assert list(checked.columns) == ["full_name", "id_number", "date_of_birth", "dose_date"]
+    validator = Validator(tmp_path / "pages", specs)
+    failed = validator.run("input", "79-input-000", checked)
+    assert failed == ["expect_column_values_to_match_regex id_number: 10"]   # half the rows: below mostly 0.95
+    assert validator.run("input", "79-input-001", input_frame(raw.head(0).assign(full_name=pd.Series(dtype=object)),
+                                                               columns)) == []
