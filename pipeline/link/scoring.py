@@ -227,7 +227,13 @@ def estimate_m(scored: pd.DataFrame, model: dict) -> dict:
     """
     k = float(model.get("m_prior_strength", 500))
     comparisons = {f: {lv: dict(spec) for lv, spec in levels.items()} for f, levels in model["comparisons"].items()}
-    d = scored.assign(unique_in_profile=scored.groupby("profile")["row"].transform("size") == 1)
+    # Unique: the only candidate of its export person with the same name (with or without
+    # diacritics) and the same full date of birth. Every such candidate comes from the name and
+    # date rule, which runs for every export person, so this does not depend on which looser
+    # rules ran (`if_unsure`): the ID levels of these pairs sample the IDs of true matches.
+    agree = (scored["name_level"].isin(["exact", "fold", "fold_marked"]) & (scored["dob_level"] == "exact")).to_numpy()
+    per_profile = pd.Series(agree).groupby(scored["profile"].to_numpy()).transform("sum").to_numpy()
+    d = scored.assign(unique_in_profile=agree & (per_profile == 1))
     for field, select in CONFIDENT.items():
         levels = comparisons[field]
         present = d.loc[select(d) & (d[f"{field}_level"] != "missing"), f"{field}_level"]
