@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.link.encoded import DAY_OFFSET, MAX_KEY, RegistryCodes
+from pipeline.link.encoded import DAY_OFFSET, MAX_KEY, NAT, RegistryCodes
 from pipeline.link.index import RegistryIndex
 from pipeline.link.keys import digit_key
 
@@ -175,14 +175,48 @@ def drop_codes(index: RegistryIndex) -> None:
             index._lookups[key] = KeyPart(None, part.card, part.dictionary)
 
 
+def sure_profiles(profiles: pd.DataFrame, index: RegistryIndex, pairs: np.ndarray, span: np.int64) -> np.ndarray:
+    """Per profile (by position): one of its `pairs` (keys profile * span + row) is a registry
+    person with its ID (personal or old, exactly), its folded name and its full date of birth.
+
+    Such a candidate outweighs any the looser rules can add by more than 20 bits (2^-20 of
+    posterior): they cannot find one with the exact ID (the ID rules found every registry person
+    with it) nor one with the same name and date of birth (the name and date rule did), and lose
+    at least the ID's agreement weight. Those rules are skipped for these profiles.
+    """
+    reg = RegistryCodes.of(index)
+    owner, row = pairs // span, pairs % span
+    at = profiles.index.get_indexer(owner)
+    personal = digit_key(profiles["id_personal"], -1, -1)[at]
+    old = digit_key(profiles["id_old"], -1, -1)[at]
+    same_id = ((personal >= 0) & (personal == reg.codes["person_id"][row])) | ((old >= 0) & (old == reg.codes["old_id"][row]))
+    fold = reg.encode("name_fold", profiles["name_fold"])[at]
+    days = pd.to_datetime(profiles["dob"]).astype("datetime64[s]").to_numpy().view(np.int64)[at]
+    sure = same_id & (fold >= 0) & (fold == reg.codes["name_fold"][row]) & (days != NAT) & (days == reg.dob[row])
+    out = np.zeros(len(profiles), dtype=bool)
+    out[at[sure]] = True
+    return out
+
+
 def candidate_pairs(profiles: pd.DataFrame, index: RegistryIndex, blocking: list[dict]) -> pd.DataFrame:
     """Distinct (profile, registry row) pairs with the first blocking rule that found them: the first
-    rule's pairs sorted by (profile, row), then each further rule's new pairs, likewise sorted."""
+    rule's pairs sorted by (profile, row), then each further rule's new pairs, likewise sorted.
+
+    Rules marked `if_unsure` run only for the profiles that the rules before them left without a
+    sure candidate (`sure_profiles`)."""
     span = np.int64(max(index.size, 1))
     prepare_rules(index, blocking)
     keys, via = [], []
+    unsure: pd.DataFrame | None = None
     for number, rule in enumerate(blocking):
-        pairs = _block(profiles, index, list(rule["keys"]), list(rule["registry"]), int(rule["max_block"]))
+        todo = profiles
+        if rule.get("if_unsure"):
+            if unsure is None:
+                found = np.concatenate(keys) if keys else np.array([], dtype=np.int64)
+                unsure = profiles[~sure_profiles(profiles, index, found, span)]
+                log.debug("%d of %d profiles have a sure candidate", len(profiles) - len(unsure), len(profiles))
+            todo = unsure
+        pairs = _block(todo, index, list(rule["keys"]), list(rule["registry"]), int(rule["max_block"]))
         key = np.sort(pairs["profile"].to_numpy() * span + pairs["row"].to_numpy())
         log.debug("blocking %s: %d pairs", rule["name"], len(key))
         keys.append(key)
