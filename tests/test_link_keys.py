@@ -149,3 +149,38 @@ def test_index_drops_key_only_columns_after_linking_and_says_so_if_a_new_rule_ne
     with pytest.raises(ValueError, match="compacted"):
         candidates.candidate_pairs(pd.DataFrame({"phone": ["0912000001"]}), index,
                                    [{"name": "phone2", "keys": ["phone"], "registry": ["ward"], "max_block": 5}])
+
+
+def test_looser_rules_skip_only_export_persons_with_a_sure_candidate():
+    """Sure: the ID, the folded name and the full date of birth of one registry person. Such an
+    export person gets no pairs from the `if_unsure` rules; one without an ID still does."""
+    from pipeline.link.profiles import build_profiles
+    from pipeline.reconcile import id_households, normalise
+
+    from .test_link import RUN
+
+    rules = default_rules()
+    raw = pd.DataFrame([("Nguyễn Văn Hưng", "04/05/1980", "Nam", "001080000001"),    # sure: row 0
+                        ("Nguyễn Văn Hưng", "04/05/1980", "Nam", None),              # no ID: unsure
+                        ("Nguyễn Văn Hưng", "05/04/1980", "Nam", "001080000001")],   # date differs: unsure
+                       columns=["full_name", "date_of_birth", "sex", "id_number"])
+    for c in ("phone", "ward", "district", "address", "dose_date", "dose_number", "vaccine", "lot_number", "site"):
+        raw[c] = None
+    norm = normalise(raw.astype("string[pyarrow]"), rules, RUN, "old")
+    profiles, profile_of_row = build_profiles(norm)
+    index = build_index(REG, rules)
+    profiles["id_household"] = id_households(profiles, index)
+    blocking = rules.matching["blocking"]
+    assert {r["name"] for r in blocking if not r.get("if_unsure")} == {"id", "old_id", "name_dob", "name_dob_swapped"}
+
+    def rows_by_row(rules_used: list[dict]) -> list[set[int]]:
+        pairs = candidates.candidate_pairs(profiles, index, rules_used)
+        found = pairs.groupby("profile")["row"].agg(set)
+        return [found.get(profile_of_row.iloc[i], set()) for i in range(len(raw))]
+
+    skipped = rows_by_row(blocking)
+    every = rows_by_row([{k: v for k, v in r.items() if k != "if_unsure"} for r in blocking])
+    assert skipped[0] == {0}                      # Nguyễn Văn Hùng (same folded name, same household) not added
+    assert every[0] >= {0, 1}                     # ... which the looser rules do find
+    assert skipped[1] == every[1] and skipped[1] >= {0, 1}
+    assert skipped[2] == every[2] and skipped[2] >= {0, 1}

@@ -179,10 +179,13 @@ def sure_profiles(profiles: pd.DataFrame, index: RegistryIndex, pairs: np.ndarra
     """Per profile (by position): one of its `pairs` (keys profile * span + row) is a registry
     person with its ID (personal or old, exactly), its folded name and its full date of birth.
 
-    Such a candidate outweighs any the looser rules can add by more than 20 bits (2^-20 of
-    posterior): they cannot find one with the exact ID (the ID rules found every registry person
-    with it) nor one with the same name and date of birth (the name and date rule did), and lose
-    at least the ID's agreement weight. Those rules are skipped for these profiles.
+    The looser rules cannot find a competitor to such a candidate: not one with the exact ID (the
+    ID rules found every registry person with it) nor one with the same name and date of birth
+    (the name and date rule did). Whatever they add loses the ID's agreement and the name's or
+    the date's. On the 300k benchmark, with every rule run, the closest such addition was 10.1
+    bits below the sure candidate (a household member born the same day, with the same family
+    and middle name), under 0.1% of posterior: skipping the looser rules for these profiles
+    changed no decision there.
     """
     reg = RegistryCodes.of(index)
     owner, row = pairs // span, pairs % span
