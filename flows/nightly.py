@@ -39,6 +39,7 @@ from flows.reconcile import (
     work_dir,
 )
 from pipeline.link.index import registry_people
+from pipeline.link.prepared import wait_for_writes
 from pipeline.memory import peak_gb, reset_peak
 from pipeline.output import clean_leftovers, write_json
 from pipeline.rules import ALL_CODES, DEFAULT_RULES_DIR, STATUSES
@@ -160,6 +161,7 @@ def nightly_reconciliation(registry: str | Path, exports: str | Path, out: str |
             futures[code] = write_province.submit(prepared, out, rules_dir, registry, common, run_date, validate,
                                                   fp2, run_id)
     _gather(futures, runs)
+    wait_for_writes()   # a registry index prepared by this run is on disk for the next one
     return _finish(store, run_id, started, run_date, registry, people, out, [runs[c] for c in codes], validate,
                    dose_stage)
 

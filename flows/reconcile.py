@@ -34,7 +34,8 @@ import pipeline
 from pipeline.codes import code_lists, merge_code_lists
 from pipeline.doses import dose_flags
 from pipeline.ingest import IngestError, read_export
-from pipeline.link.index import RegistryIndex, load_index
+from pipeline.link.index import RegistryIndex
+from pipeline.link.prepared import prepared_index
 from pipeline.memory import peak_gb, reset_peak
 from pipeline.output import quarantine, replace_dir, tree_digest, write_json, write_parquet
 from pipeline.reconcile import apply_decisions, assemble, link, normalise, to_arrow
@@ -189,12 +190,19 @@ def rules_for(rules_dir: Path) -> Rules:
     return load_rules(rules_dir)
 
 
+def index_cache_dir(out: Path) -> Path:
+    """Where prepared registry indexes are kept between runs (`pipeline.link.prepared`)."""
+    return out / "cache"
+
+
 @functools.lru_cache(maxsize=1)
-def index_for(registry: Path, rules_dir: Path, common: str) -> RegistryIndex:
-    """The registry index, built once per process (a Dask worker builds its own from storage)."""
+def index_for(registry: Path, rules_dir: Path, common: str, cache_dir: Path | None = None) -> RegistryIndex:
+    """The prepared registry index, once per process: loaded from `cache_dir` when an earlier run
+    prepared this registry with these rules and this code, else built (a Dask worker does the same
+    from storage)."""
     t0 = time.perf_counter()
-    index = load_index(registry, rules_for(rules_dir))
-    log.info("registry: %d people indexed in %.1f s", index.size, time.perf_counter() - t0)
+    index = prepared_index(registry, registry_files(registry), rules_for(rules_dir), cache_dir)
+    log.info("registry: %d people ready in %.1f s", index.size, time.perf_counter() - t0)
     return index
 
 
@@ -262,7 +270,7 @@ def prepare_province(code: str, exports: Path, out: Path, rules_dir: Path, regis
     run = ProvinceRun(code, fingerprint=fingerprint)
     t = run.stage_seconds
     with _Timer(t, "index", run.stage_peak_gb):  # the registry index is built by the first province of each process only
-        index = index_for(registry, rules_dir, common)
+        index = index_for(registry, rules_dir, common, index_cache_dir(out))
     validator, pages = _validator(out, rules, validate)
     try:
         with _Timer(t, "ingest", run.stage_peak_gb):
@@ -352,7 +360,7 @@ def finish_province(prepared: ProvinceRun, out: Path, rules_dir: Path, registry:
                     run_date: dt.date, validate: bool, fingerprint: str, run_id: int) -> ProvinceRun:
     """Stage 3 for one province: merge the codes, validate, write corrected records, report and review queue."""
     rules = rules_for(rules_dir)
-    index = index_for(registry, rules_dir, common)
+    index = index_for(registry, rules_dir, common, index_cache_dir(out))
     run = ProvinceRun.from_json(prepared.to_json())
     code = run.code
     with _Timer(run.stage_seconds, "validate", run.stage_peak_gb):

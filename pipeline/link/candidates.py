@@ -209,7 +209,8 @@ def candidate_pairs(profiles: pd.DataFrame, index: RegistryIndex, blocking: list
     sure candidate (`sure_profiles`)."""
     span = np.int64(max(index.size, 1))
     prepare_rules(index, blocking)
-    keys, via = [], []
+    keys: list[np.ndarray] = []
+    via: list[np.ndarray] = []
     unsure: pd.DataFrame | None = None
     for number, rule in enumerate(blocking):
         todo = profiles

@@ -62,18 +62,22 @@ class RegistryIndex:
         """Registry row of each ID in `column` (person_id or old_id); -1 where absent. The first
         row where an ID repeats. IDs are digit strings: looked up as integer keys in a sorted
         array (binary search), with no Python object per registry person."""
+        keys, rows = self.id_lookup(column)
+        want = digit_key(pd.Series(ids), -1, -1)
+        if not len(keys):
+            return np.full(len(want), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+        return np.where((want >= 0) & (keys[pos] == want), rows[pos], -1).astype(np.int64)
+
+    def id_lookup(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """The digit keys of `column` that are present, sorted (ties by row), and their rows; built once."""
         lookup = self._lookups.get(("rows_of", column))
         if lookup is None:
             key = self.digit_keys(column)
             present = np.flatnonzero(key >= 0)
             order = np.argsort(key[present], kind="stable")
             lookup = self._lookups[("rows_of", column)] = (key[present][order], present[order])
-        keys, rows = lookup
-        want = digit_key(pd.Series(ids), -1, -1)
-        if not len(keys):
-            return np.full(len(want), -1, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
-        return np.where((want >= 0) & (keys[pos] == want), rows[pos], -1).astype(np.int64)
+        return lookup
 
     def lexicon(self, rules: Rules | None = None) -> frozenset[str]:
         """Tone keys of every word of every registered name (guides legacy-font repair)."""
