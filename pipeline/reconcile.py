@@ -125,11 +125,13 @@ def apply_decisions(result: LinkResult, decisions: dict[str, Decision], index: R
 
 def id_households(profiles: pd.DataFrame, index: RegistryIndex) -> pd.Series:
     """Household of the registry person whose personal or old number the export person wrote."""
-    hh = index.people["household_id"].to_numpy()
     rows = np.where(profiles["id_personal"].notna(), index.rows_of(profiles["id_personal"], "person_id"),
                     index.rows_of(profiles["id_old"], "old_id"))
-    return pd.Series(np.where(rows >= 0, hh[np.maximum(rows, 0)], None), index=profiles.index,
-                     dtype="string[pyarrow]")
+    out = pd.Series(pd.NA, index=profiles.index, dtype="string[pyarrow]")
+    found = rows >= 0
+    if found.any():   # an Arrow take of the rows found, not the registry's column as Python objects
+        out[found] = index.people["household_id"].iloc[rows[found]].to_numpy()
+    return out
 
 
 def case_keys(rows: pd.DataFrame) -> pd.Series:
@@ -164,13 +166,16 @@ def assemble(raw: pd.DataFrame, result: LinkResult, index: RegistryIndex, provin
     has_code = np.column_stack([flags[c] for c in PERSON_CODES]).any(axis=1)
     status = np.select([rows["rejected"].to_numpy(), linked & has_code, linked, (rows["decision"] == "review").to_numpy()],
                        ["rejected", "corrected", "matched", "review"], "unmatched")
-    pid = index.people["person_id"].to_numpy()
     cands = np.empty(len(rows), dtype=object)
     cands.fill([])   # one shared empty list, never mutated
     lists = rows["candidate_rows"].to_numpy(dtype=object)
-    for i in np.flatnonzero(status == "review"):   # review cases only: a few per cent of rows
-        c = lists[i]
-        cands[i] = list(pid[np.asarray(c, dtype=np.int64)]) if isinstance(c, list) else []
+    listed = [i for i in np.flatnonzero(status == "review") if isinstance(lists[i], list)]  # a few per cent of rows
+    if listed:   # one Arrow take of every listed registry row, then split per review row
+        flat = np.concatenate([np.asarray(lists[i], dtype=np.int64) for i in listed])
+        ids = index.people["person_id"].iloc[flat].to_numpy()
+        ends = np.cumsum([len(lists[i]) for i in listed])
+        for i, part in zip(listed, np.split(ids, ends[:-1]), strict=True):
+            cands[i] = list(part)
     out = pd.DataFrame({
         "source_file": raw["source_file"].astype("string[pyarrow]"),
         "source_row": raw["source_row"].astype("int64"),
