@@ -43,6 +43,8 @@ def test_prepared_index_is_written_then_loaded_and_links_the_same(tmp_path, capl
     pd.testing.assert_frame_equal(loaded.people, built.people)
     assert loaded.chance_agreement == built.chance_agreement
     assert set(loaded._lookups) == set(built._lookups)
+    assert loaded._lookups["codes"].name_fold.equals(built._lookups["codes"].name_fold)   # restored from the frame
+    assert len(loaded._lookups["codes"].name_fold) == len(REG)
     expected = _linked(built, rules)
     assert (expected["decision"] == "linked").sum() == 2
     pd.testing.assert_frame_equal(_linked(loaded, rules), expected)

@@ -116,10 +116,26 @@ def _rule_keys(index: RegistryIndex, reg_keys: list[str]) -> RuleKeys:
         card *= part.card
         steps.append((part.card, renumber))
     present = np.flatnonzero(reg >= 0)
-    order = np.argsort(reg[present])   # ties in any order: the pairs are sorted by (profile, row) later
-    built = RuleKeys(reg[present][order], present[order].astype(np.int32 if len(reg) < 2 ** 31 else np.int64), steps)
+    keys, rows = _sorted_with_rows(reg[present], present)
+    built = RuleKeys(keys, rows.astype(np.int32 if len(reg) < 2 ** 31 else np.int64), steps)
     index._lookups[cache_key] = built
     return built
+
+
+def _sorted_with_rows(keys: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`keys` sorted, ties by row (as a stable sort of `rows` in ascending order), and the rows.
+
+    Where key and row fit in one int64 together, they are packed and sorted as plain integers
+    (numpy's vectorised sort: about twice as fast as an argsort at 10 million), else argsorted.
+    """
+    if not len(keys):
+        return keys, rows
+    row_bits = max(int(rows.max()).bit_length(), 1)
+    if int(keys.max()).bit_length() + row_bits <= 62:
+        packed = np.sort((keys << row_bits) | rows)
+        return packed >> row_bits, packed & ((1 << row_bits) - 1)
+    order = np.argsort(keys, kind="stable")
+    return keys[order], rows[order]
 
 
 def _export_key(index: RegistryIndex, rule: RuleKeys, profiles: pd.DataFrame, keys: list[str],

@@ -43,6 +43,11 @@ def name_rest(name_fold: pd.Series) -> pd.Series:
     return regex_replace(name_fold.fillna(""), r"^\S+", "")
 
 
+def name_fold_text(people: pd.DataFrame) -> pa.ChunkedArray:
+    """The registry's folded names as Arrow text (sharing the frame's buffers)."""
+    return pa.chunked_array([pa.array(people["name_fold"].astype("string[pyarrow]").array)])
+
+
 def _days(values: pd.Series) -> np.ndarray:
     """Dates as int64 seconds, NAT where missing (comparable with ==)."""
     arr = pd.to_datetime(values, errors="coerce").astype("datetime64[s]").to_numpy()
@@ -94,7 +99,7 @@ class RegistryCodes:
         md = people["dob_md"].fillna(-1).to_numpy(dtype=np.int64)
         built = cls(dictionaries, codes, _days(people["date_of_birth"]), _days(people["dob_swapped"]), md,
                     _year(people["birth_year"]), freq("name_fold"), freq("name_key"),
-                    pa.chunked_array([pa.array(people["name_fold"].astype("string[pyarrow]").array)]))
+                    name_fold_text(people))
         index._lookups["codes"] = built
         return built
 

@@ -14,8 +14,8 @@ from pipeline.link.keys import add_block_keys, digit_key, place_key
 from pipeline.normalize.names import default_lexicon, detect_tone_style, name_keys, tone_key
 from pipeline.rules import Rules, default_rules
 
-# Registry columns read only to build the integer codes and blocking keys: dropped once those exist.
-KEY_ONLY = ("district", "ward", "phone", "family_fold", "middle_fold", "given_fold", "family_variant", "dob_swapped",
+# Registry columns not read once the integer codes and blocking keys exist: dropped then.
+KEY_ONLY = ("province_code", "district", "ward", "phone", "family_fold", "middle_fold", "given_fold", "family_variant", "dob_swapped",
             "place_fold", "name_sorted", "name_joined", "dob_md")
 REQUIRED = ("person_id", "old_id", "full_name", "date_of_birth", "birth_year", "sex", "province_code")
 OPTIONAL = ("district", "ward", "household_id", "phone")
@@ -72,6 +72,10 @@ class RegistryIndex:
     def id_lookup(self, column: str) -> tuple[np.ndarray, np.ndarray]:
         """The digit keys of `column` that are present, sorted (ties by row), and their rows; built once."""
         lookup = self._lookups.get(("rows_of", column))
+        rule = self._lookups.get(("rule_keys", (column,)))
+        if lookup is None and rule is not None:
+            # the blocking rule on this column alone holds the same sorted keys, ties by row
+            lookup = self._lookups[("rows_of", column)] = (rule.keys, rule.rows)
         if lookup is None:
             key = self.digit_keys(column)
             present = np.flatnonzero(key >= 0)

@@ -17,6 +17,7 @@ folder): a pickle is code, and is loaded from nowhere else.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import pickle
@@ -24,9 +25,11 @@ import threading
 import time
 from pathlib import Path
 
+import pyarrow as pa
+
 import pipeline
 from pipeline.link.candidates import drop_codes, prepare_rules
-from pipeline.link.encoded import RegistryCodes
+from pipeline.link.encoded import RegistryCodes, name_fold_text
 from pipeline.link.index import RegistryIndex, load_index
 from pipeline.output import atomic_write, file_digest
 from pipeline.rules import Rules
@@ -66,6 +69,21 @@ def prepare(index: RegistryIndex, rules: Rules) -> RegistryIndex:
     index.lexicon(rules)
     for column in ("person_id", "old_id"):
         index.id_lookup(column)
+    for key in [k for k in index._lookups if isinstance(k, tuple) and k[0] == "digit_keys"]:
+        del index._lookups[key]     # the codes and lookups hold them now
+    return index
+
+
+def _for_disk(index: RegistryIndex) -> RegistryIndex:
+    """What is written: the lookups as they are, but the scoring codes without their copy of the
+    folded names (a pickle would write them twice; `_from_disk` shares the frame's again)."""
+    lookups = dict(index._lookups)
+    lookups["codes"] = dataclasses.replace(lookups["codes"], name_fold=pa.chunked_array([], pa.string()))
+    return RegistryIndex(index.people, index.tone_style, index.chance_agreement, lookups)
+
+
+def _from_disk(index: RegistryIndex) -> RegistryIndex:
+    index._lookups["codes"] = dataclasses.replace(index._lookups["codes"], name_fold=name_fold_text(index.people))
     return index
 
 
@@ -82,6 +100,7 @@ def prepared_index(registry: Path, registry_files: list[Path], rules: Rules, cac
                 index = pickle.load(fh)
             if not isinstance(index, RegistryIndex):
                 raise TypeError(f"holds a {type(index).__name__}")
+            index = _from_disk(index)
             log.info("registry index of %d people loaded from %s in %.1f s", index.size, path.name,
                      time.perf_counter() - t0)
             return index
@@ -89,8 +108,7 @@ def prepared_index(registry: Path, registry_files: list[Path], rules: Rules, cac
             log.warning("prepared registry index %s unusable (%s): building it again", path, exc)
     index = prepare(load_index(registry, rules), rules)
     # A snapshot of the lookups: the run goes on using the index while the copy is written.
-    snapshot = RegistryIndex(index.people, index.tone_style, index.chance_agreement, dict(index._lookups))
-    writer = threading.Thread(target=_save, args=(snapshot, path), name="save-registry-index")
+    writer = threading.Thread(target=_save, args=(_for_disk(index), path), name="save-registry-index")
     writer.start()
     _writers.append(writer)
     return index
