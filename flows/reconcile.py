@@ -36,7 +36,7 @@ from pipeline.doses import dose_flags
 from pipeline.ingest import IngestError, read_export
 from pipeline.link.index import RegistryIndex
 from pipeline.link.prepared import prepared_index
-from pipeline.memory import peak_gb, reset_peak
+from pipeline.memory import peak_gb, release, reset_peak
 from pipeline.output import quarantine, replace_dir, tree_digest, write_json, write_parquet
 from pipeline.reconcile import apply_decisions, assemble, link, normalise, to_arrow
 from pipeline.report import write_report
@@ -266,6 +266,7 @@ def prepare_province(code: str, exports: Path, out: Path, rules_dir: Path, regis
                      run_date: dt.date, decisions: dict[str, Decision], validate: bool,
                      fingerprint: str) -> ProvinceRun:
     """Stage 1 for one province: ingest, normalise, link; write OUT/work/<PP>/linked.parquet."""
+    release()   # what the province before freed goes back to the system before this one grows
     rules = rules_for(rules_dir)
     run = ProvinceRun(code, fingerprint=fingerprint)
     t = run.stage_seconds
@@ -359,6 +360,7 @@ def validate_output(df: pd.DataFrame, code: str, out: Path, rules: Rules, rows_r
 def finish_province(prepared: ProvinceRun, out: Path, rules_dir: Path, registry: Path, common: str,
                     run_date: dt.date, validate: bool, fingerprint: str, run_id: int) -> ProvinceRun:
     """Stage 3 for one province: merge the codes, validate, write corrected records, report and review queue."""
+    release()
     rules = rules_for(rules_dir)
     index = index_for(registry, rules_dir, common, index_cache_dir(out))
     run = ProvinceRun.from_json(prepared.to_json())

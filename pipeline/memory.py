@@ -9,6 +9,9 @@ sampling thread. Elsewhere the peak since the process started is reported
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import sys
 from pathlib import Path
 
@@ -38,3 +41,15 @@ def peak_gb() -> float | None:
         return None
     scale = 1 if sys.platform == "darwin" else 1024   # bytes on macOS, KiB on Linux
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e9
+
+
+def release() -> None:
+    """Hand memory freed by the last stage back to the system, so the next stage starts from what is
+    really in use: Python's cycles, Arrow's memory pool, and (Linux, glibc) the C heap's free pages."""
+    gc.collect()
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):   # another C library (musl): nothing to trim
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
