@@ -119,22 +119,24 @@ def suite_columns(spec: SuiteSpec) -> list[str]:
 
 
 def input_frame(raw: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
-    """Raw text of one file as GX reads it (object columns): the `columns` the suite checks where
-    given (GX converts and hashes every column it is handed), else all of them."""
+    """Raw text of one file as GX reads it: the `columns` the suite checks where given (GX converts
+    and hashes every column it is handed), else all of them; Arrow strings, whose regular
+    expressions run in Arrow rather than value by value (the same counts as object columns)."""
     frame = raw.drop(columns=["source_file"], errors="ignore")
     if columns is not None:
         frame = frame[[c for c in columns if c in frame.columns]]
-    return frame.astype(object).where(frame.notna(), None)
+    return frame.astype("string[pyarrow]")
 
 
 def output_frame(table_df: pd.DataFrame) -> pd.DataFrame:
     """Corrected rows plus the derived columns the output suite checks."""
     linked = table_df["status"].isin(["matched", "corrected"])
+    text = "string[pyarrow]"   # as for inputs: Arrow strings, the same counts as object columns, faster
     return pd.DataFrame({
-        "source_file": table_df["source_file"].astype(object), "source_row": table_df["source_row"].astype("int64"),
-        "status": table_df["status"].astype(object), "match_score": table_df["match_score"].astype(float),
-        "linked_person_id": table_df["person_id"].where(linked).astype(object),
-        "unlinked_person_id": table_df["person_id"].where(~linked).astype(object),
+        "source_file": table_df["source_file"].astype(text), "source_row": table_df["source_row"].astype("int64"),
+        "status": table_df["status"].astype(text), "match_score": table_df["match_score"].astype(float),
+        "linked_person_id": table_df["person_id"].where(linked).astype(text),
+        "unlinked_person_id": table_df["person_id"].where(~linked).astype(text),
     })
 
 
