@@ -21,6 +21,7 @@ import logging
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -270,12 +271,18 @@ def prepare_province(code: str, exports: Path, out: Path, rules_dir: Path, regis
     rules = rules_for(rules_dir)
     run = ProvinceRun(code, fingerprint=fingerprint)
     t = run.stage_seconds
-    with _Timer(t, "index", run.stage_peak_gb):  # the registry index is built by the first province of each process only
-        index = index_for(registry, rules_dir, common, index_cache_dir(out))
+    # The first province of a process reads its files while the registry index is loaded (or built)
+    # in a second thread: unpickling is mostly reading the file, building mostly numpy and Arrow,
+    # both of which leave the interpreter free. "index" is the wait that is left after reading.
+    loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-index")
+    pending = loader.submit(index_for, registry, rules_dir, common, index_cache_dir(out))
+    loader.shutdown(wait=False)
     validator, pages = _validator(out, rules, validate)
     try:
         with _Timer(t, "ingest", run.stage_peak_gb):
             raw = ingest_province(run, exports, out, rules, validator)
+        with _Timer(t, "index", run.stage_peak_gb):
+            index = pending.result()
         with _Timer(t, "normalise", run.stage_peak_gb):
             norm = normalise(raw, rules, run_date, index.tone_style, index.lexicon(rules))
         with _Timer(t, "link", run.stage_peak_gb):
