@@ -15,6 +15,7 @@ from pipeline.codes import code_lists
 from pipeline.correct import corrected_values, person_flags
 from pipeline.link.candidates import candidate_pairs
 from pipeline.link.decide import decide, resolve_conflicts
+from pipeline.link.encoded import RegistryCodes
 from pipeline.link.index import RegistryIndex
 from pipeline.link.keys import place_key
 from pipeline.link.persons import pool_export_persons
@@ -158,8 +159,10 @@ def assemble(raw: pd.DataFrame, result: LinkResult, index: RegistryIndex, provin
     rows = result.rows
     linked = (rows["decision"] == "linked").to_numpy()
     reg_rows = rows["best_row"].where(pd.Series(linked, index=rows.index))
-    reg = index.people.reindex(reg_rows.fillna(-1).astype("int64").to_numpy())
+    at = reg_rows.fillna(-1).astype("int64").to_numpy()
+    reg = index.people.reindex(at)
     reg.index = rows.index
+    reg["name_key"] = RegistryCodes.of(index).text("name_key", at).array   # the index keeps it as codes only
     reg.loc[~linked] = None
     flags = person_flags(rows, reg, linked)
     values = corrected_values(rows, reg, linked)

@@ -185,3 +185,19 @@ def test_looser_rules_skip_only_export_persons_with_a_sure_candidate():
     assert every[0] >= {0, 1}                     # ... which the looser rules do find
     assert skipped[1] == every[1] and skipped[1] >= {0, 1}
     assert skipped[2] == every[2] and skipped[2] >= {0, 1}
+
+
+def test_registry_text_of_a_key_from_its_codes_and_dates_as_day_numbers():
+    from pipeline.link.encoded import NAT, RegistryCodes, days_of
+
+    index = build_index(REG)
+    expected = index.people["name_key"].copy()
+    codes = RegistryCodes.of(index)
+    rows = np.array([3, -1, 0, 4, 3])
+    got = codes.text("name_key", rows)
+    assert got.isna().tolist() == [False, True, False, False, False]
+    assert got.dropna().tolist() == [expected[3], expected[0], expected[4], expected[3]]
+    days = days_of(pd.Series([pd.Timestamp("1970-01-02"), pd.NaT, pd.Timestamp("1899-12-31"), pd.Timestamp("2026-11-26 13:45")]))
+    assert days.dtype == np.int32
+    assert days.tolist() == [1, NAT, -25568, 20783]
+    assert codes.dob.dtype == np.int32 and codes.dob[0] == days_of(pd.Series(pd.to_datetime(["1980-05-04"])))[0]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.link.encoded import DAY_OFFSET, MAX_KEY, NAT, RegistryCodes
+from pipeline.link.encoded import DAY_OFFSET, MAX_KEY, NAT, RegistryCodes, days_of
 from pipeline.link.index import RegistryIndex
 from pipeline.link.keys import digit_key
 
@@ -210,7 +210,7 @@ def sure_profiles(profiles: pd.DataFrame, index: RegistryIndex, pairs: np.ndarra
     old = digit_key(profiles["id_old"], -1, -1)[at]
     same_id = ((personal >= 0) & (personal == reg.codes["person_id"][row])) | ((old >= 0) & (old == reg.codes["old_id"][row]))
     fold = reg.encode("name_fold", profiles["name_fold"])[at]
-    days = pd.to_datetime(profiles["dob"]).astype("datetime64[s]").to_numpy().view(np.int64)[at]
+    days = days_of(profiles["dob"])[at]
     sure = same_id & (fold >= 0) & (fold == reg.codes["name_fold"][row]) & (days != NAT) & (days == reg.dob[row])
     out = np.zeros(len(profiles), dtype=bool)
     out[at[sure]] = True

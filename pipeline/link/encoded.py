@@ -33,7 +33,7 @@ TEXT_KEYS = {
 DIGIT_KEYS = {"person_id": "id_number", "old_id": "id_number", "phone": "phone"}
 NULL_REGISTRY, NULL_PROFILE, UNKNOWN = -2, -1, -3
 NO_YEAR = -9999
-NAT = np.iinfo(np.int64).min
+NAT = np.iinfo(np.int32).min   # a missing date among int32 day numbers
 DAY_OFFSET = 200_000            # days added to dates (since 1970) so that every code is >= 0
 MAX_KEY = 2 ** 62
 
@@ -48,14 +48,21 @@ def name_fold_text(people: pd.DataFrame) -> pa.ChunkedArray:
     return pa.chunked_array([pa.array(people["name_fold"].astype("string[pyarrow]").array)])
 
 
-def _days(values: pd.Series) -> np.ndarray:
-    """Dates as int64 seconds, NAT where missing (comparable with ==)."""
-    arr = pd.to_datetime(values, errors="coerce").astype("datetime64[s]").to_numpy()
-    return arr.view(np.int64)
+def days_of(values: pd.Series) -> np.ndarray:
+    """Dates as int32 days since 1970, NAT where missing or unreadable (comparable with ==)."""
+    arr = pd.to_datetime(values, errors="coerce").to_numpy(dtype="datetime64[D]")
+    days = arr.view(np.int64)
+    ok = ~np.isnat(arr) & (np.abs(days) < 2 ** 31 - 1)
+    return np.where(ok, days, NAT).astype(np.int32)
 
 
 def _year(values: pd.Series) -> np.ndarray:
-    return pd.to_numeric(values, errors="coerce").fillna(NO_YEAR).to_numpy(dtype=np.int64)
+    return pd.to_numeric(values, errors="coerce").fillna(NO_YEAR).to_numpy(dtype=np.int32)
+
+
+def _month_day(values: pd.Series) -> np.ndarray:
+    """month * 100 + day, -1 where missing."""
+    return values.fillna(-1).to_numpy(dtype=np.int16)
 
 
 @dataclass(frozen=True)
@@ -96,12 +103,24 @@ class RegistryCodes:
             c = codes[col]
             return np.bincount(c[c >= 0], minlength=len(dictionaries[col])) / n
 
-        md = people["dob_md"].fillna(-1).to_numpy(dtype=np.int64)
-        built = cls(dictionaries, codes, _days(people["date_of_birth"]), _days(people["dob_swapped"]), md,
+        md = _month_day(people["dob_md"])
+        built = cls(dictionaries, codes, days_of(people["date_of_birth"]), days_of(people["dob_swapped"]), md,
                     _year(people["birth_year"]), freq("name_fold"), freq("name_key"),
                     name_fold_text(people))
         index._lookups["codes"] = built
         return built
+
+    def text(self, col: str, rows: np.ndarray) -> pd.Series:
+        """The registry's text of key `col` for registry `rows` (null where a row is -1 or has none)."""
+        code = self.codes[col]
+        found = (rows >= 0) & (len(code) > 0)
+        taken = code[np.where(found, rows, 0)] if len(code) else np.full(len(rows), NULL_REGISTRY)
+        taken = np.where(found, taken, NULL_REGISTRY)
+        values = self.dictionaries[col].take(np.maximum(taken, 0)) if len(self.dictionaries[col]) else None
+        out = pd.Series(pd.NA, index=range(len(rows)), dtype="string[pyarrow]")
+        if values is not None:
+            out[taken >= 0] = values.to_numpy()[taken >= 0]
+        return out
 
     def encode(self, col: str, values: pd.Series) -> np.ndarray:
         """An export column's codes in the registry's dictionary for `col` (-1: no value, -3: unknown)."""
@@ -141,8 +160,8 @@ class ProfileCodes:
                & (p["id_birth_year"].astype("Int32") == p["dob_year"].astype("Int32")).fillna(False).to_numpy(dtype=bool))
         marked = p["full_name"].astype("string[pyarrow]").str.contains("[^\x00-\x7f]", regex=True).fillna(False)
         fold = p["name_fold"].astype("string[pyarrow]")
-        dob = _days(p["dob"])
-        md = np.where(dob != NAT, p["dob_md"].fillna(-1).to_numpy(dtype=np.int64), -1)
+        dob = days_of(p["dob"])
+        md = np.where(dob != NAT, _month_day(p["dob_md"]), -1).astype(np.int16)
         key, fc = codes["name_key"], codes["name_fold"]
         return cls(codes, dob, md, _year(p["dob_year"]), kind, own,
                    marked.to_numpy(dtype=bool), fold.fillna("").eq("").to_numpy(dtype=bool),
