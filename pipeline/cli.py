@@ -39,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="reconcile the export files once and write the results",
                          description="Read every file under EXPORTS/<province code>/, link each dose to a registry "
                                      "person, and write OUT/corrected/<PP>.parquet, OUT/run.json and "
-                                     "OUT/quarantine/. Exit status: 0 all done; 3 done, but some files were "
+                                     "OUT/quarantine/. The registry prepared for linking is kept in OUT/cache/ "
+                                     "and reused by the next run while the registry file, rules and vaxrecon "
+                                     "are unchanged (safe to delete: it is rebuilt). "
+                                     "Exit status: 0 all done; 3 done, but some files were "
                                      "quarantined or a province failed; 2 usage error; 1 nothing could be done.")
     run.add_argument("--registry", required=True, type=Path, help="registry Parquet file or folder of Parquet files")
     run.add_argument("--exports", required=True, type=Path, help="folder with one sub-folder per province (01, 79, ...)")
