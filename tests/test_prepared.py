@@ -86,3 +86,13 @@ def test_a_damaged_prepared_index_is_rebuilt_not_trusted(tmp_path, caplog):
     assert index.size == len(REG)
     reloaded = prepared_index(registry, [registry], rules, cache)   # the rebuilt one was written over it
     assert reloaded.size == len(REG)
+
+
+def test_another_pandas_version_gives_another_key(tmp_path, monkeypatch):
+    """A pickle holds pandas, numpy and Arrow objects: another version of them must not load it."""
+    registry = tmp_path / "registry.parquet"
+    REG.head(10).to_parquet(registry)
+    rules = default_rules()
+    before = cache_key([registry], rules)
+    monkeypatch.setattr(pd, "__version__", "0.0.0-other")
+    assert cache_key([registry], rules) != before

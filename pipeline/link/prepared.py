@@ -2,10 +2,11 @@
 
 Everything linking needs from the registry (its index, the integer codes of
 every comparison key, every blocking rule's sorted keys, the ID lookups and the
-name lexicon) depends only on the registry's content, the rules and this code.
+name lexicon) depends only on the registry's content, the rules and this code (and the
+versions of Python, numpy, pandas and pyarrow, whose objects the file holds).
 Building it for 10 million people takes over a minute; the registry changes far
 less often than the exports are reconciled. So the prepared index is written
-once, as a pickle named by a digest of those three inputs, and the next run (or
+once, as a pickle named by a digest of those inputs, and the next run (or
 a Dask worker) loads it in seconds. Any change to the registry file, a rules
 file or the pipeline's source gives another digest, hence a fresh build; a
 cache file that cannot be read is rebuilt, never trusted. Only the newest
@@ -21,10 +22,13 @@ import dataclasses
 import hashlib
 import logging
 import pickle
+import sys
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 import pipeline
@@ -49,8 +53,10 @@ def source_digest() -> str:
 
 
 def cache_key(registry_files: list[Path], rules: Rules) -> str:
-    """Digest of the registry's content, the rules' files and the pipeline's source."""
+    """Digest of the registry's content, the rules' files, the pipeline's source and the versions of
+    Python and of the libraries whose objects the pickle holds."""
     h = hashlib.blake2b(digest_size=16)
+    h.update(f"{sys.version}|{np.__version__}|{pd.__version__}|{pa.__version__}\n".encode())
     for path in sorted(registry_files):
         h.update(file_digest(path).encode() + b"\n")
     for path in sorted(p for p in rules.source_dir.rglob("*") if p.is_file()):
