@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.reconcile import (
     ProvinceRun,
+    StageTimer,
     dose_checks,
     finish_fingerprint,
     finish_province,
@@ -40,7 +40,6 @@ from flows.reconcile import (
 )
 from pipeline.link.index import registry_people
 from pipeline.link.prepared import wait_for_writes
-from pipeline.memory import peak_gb, reset_peak
 from pipeline.output import clean_leftovers, write_json
 from pipeline.rules import ALL_CODES, DEFAULT_RULES_DIR, STATUSES
 from pipeline.state import StateStore, default_url
@@ -79,10 +78,12 @@ def link_province(code: str, exports: Path, out: Path, rules_dir: Path, registry
 def check_doses(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date) -> tuple[dict[str, str], dict]:
     """Dose-level codes across every linked province (stage 2): each province's digest, and the
     stage's seconds and peak memory (for run.json)."""
-    reset_peak()
-    t0 = time.perf_counter()
-    digests = dose_checks(out, codes, rules_dir, run_date)
-    return digests, {"seconds": round(time.perf_counter() - t0, 3), "peak_gb": peak_gb(), "provinces": len(codes)}
+    seconds: dict[str, float] = {}
+    peaks: dict[str, float] = {}
+    with StageTimer(seconds, "dose_checks", peaks):
+        digests = dose_checks(out, codes, rules_dir, run_date)
+    return digests, {"seconds": round(seconds["dose_checks"], 3), "peak_gb": peaks.get("dose_checks"),
+                     "provinces": len(codes)}
 
 
 @task(name="write-province", task_run_name="write-{prepared.code}", cache_policy=NO_CACHE, retries=1,

@@ -109,7 +109,7 @@ class ProvinceRun:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
-class _Timer:
+class StageTimer:
     """Adds a stage's wall time to `seconds[name]` and keeps the process's peak memory during it
     in `peaks[name]` (the larger one where a stage runs more than once)."""
 
@@ -123,8 +123,7 @@ class _Timer:
 
     def __exit__(self, *exc: object) -> None:
         self.seconds[self.name] = self.seconds.get(self.name, 0.0) + time.perf_counter() - self.t0
-        peak = peak_gb() if self.peaks is not None else None
-        if self.peaks is not None and peak is not None:
+        if self.peaks is not None and (peak := peak_gb()) is not None:
             self.peaks[self.name] = max(self.peaks.get(self.name, 0.0), peak)
 
 
@@ -213,6 +212,7 @@ def ingest_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules,
                     validator: Validator | None) -> pd.DataFrame:
     """Read every file of the province; quarantine what cannot be read; validate what was read."""
     frames = []
+    checked_columns = suite_columns(validator.specs["input"]) if validator is not None else None
     for k, path in enumerate(export_files(exports / run.code)):
         rel = path.relative_to(exports).as_posix()
         try:
@@ -229,8 +229,7 @@ def ingest_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules,
         frame = result.frame
         if validator is not None:
             t0 = time.perf_counter()
-            checked = input_frame(frame, suite_columns(validator.specs["input"]))
-            failed = validator.run("input", f"{run.code}-input-{k:03d}", checked)
+            failed = validator.run("input", f"{run.code}-input-{k:03d}", input_frame(frame, checked_columns))
             _count(run.ingest_by_kind, "input_suite", len(frame), time.perf_counter() - t0)
             run.validation_failures += [f"{rel}: {f}" for f in failed]
         frame.insert(0, "source_file", rel)
@@ -279,13 +278,13 @@ def prepare_province(code: str, exports: Path, out: Path, rules_dir: Path, regis
     loader.shutdown(wait=False)
     validator, pages = _validator(out, rules, validate)
     try:
-        with _Timer(t, "ingest", run.stage_peak_gb):
+        with StageTimer(t, "ingest", run.stage_peak_gb):
             raw = ingest_province(run, exports, out, rules, validator)
-        with _Timer(t, "index", run.stage_peak_gb):
+        with StageTimer(t, "index", run.stage_peak_gb):
             index = pending.result()
-        with _Timer(t, "normalise", run.stage_peak_gb):
+        with StageTimer(t, "normalise", run.stage_peak_gb):
             norm = normalise(raw, rules, run_date, index.tone_style, index.lexicon(rules))
-        with _Timer(t, "link", run.stage_peak_gb):
+        with StageTimer(t, "link", run.stage_peak_gb):
             result = link(norm, index, rules)
             run.decisions = apply_decisions(result, decisions, index)
             frame = assemble(raw, result, index, code)
@@ -372,7 +371,7 @@ def finish_province(prepared: ProvinceRun, out: Path, rules_dir: Path, registry:
     index = index_for(registry, rules_dir, common, index_cache_dir(out))
     run = ProvinceRun.from_json(prepared.to_json())
     code = run.code
-    with _Timer(run.stage_seconds, "validate", run.stage_peak_gb):
+    with StageTimer(run.stage_seconds, "validate", run.stage_peak_gb):
         linked = pq.read_table(work_dir(out, code) / "linked.parquet")
         dose_codes = pq.read_table(work_dir(out, code) / "dose_codes.parquet").column(0).combine_chunks()
         person_codes = linked.column("person_codes").combine_chunks()
@@ -384,7 +383,7 @@ def finish_province(prepared: ProvinceRun, out: Path, rules_dir: Path, registry:
             if failed:
                 run.validation_failures += failed
                 raise RuntimeError(f"output expectations failed: {failed}")
-    with _Timer(run.stage_seconds, "write", run.stage_peak_gb):
+    with StageTimer(run.stage_seconds, "write", run.stage_peak_gb):
         write_report(df, code, out / "reports" / code, rules, run_date, run.files_read, run.files_quarantined)
         run.review_cases = write_review(df, code, out / "review" / f"{code}.xlsx", index)
         write_parquet(table, out / "corrected" / f"{code}.parquet")

@@ -44,12 +44,11 @@ def _part(index: RegistryIndex, column: str, with_codes: bool = False) -> KeyPar
         raise ValueError(f"registry column {column!r} was dropped when the index was compacted; "
                          "a rule that was not built then needs a new index")
     reg = RegistryCodes.of(index)   # shares the scoring codes where a column has them
-    if column in reg.dictionaries:
+    if column in reg.codes:         # text keys (dictionary codes) and digit keys (IDs, phones)
         codes = np.where(reg.codes[column] >= 0, reg.codes[column], -1).astype(np.int64)
-        part = KeyPart(codes, len(reg.dictionaries[column]), reg.dictionaries[column])
-    elif column in reg.codes:       # digit keys: IDs and phones
-        codes = np.where(reg.codes[column] >= 0, reg.codes[column], -1).astype(np.int64)
-        part = KeyPart(codes, int(codes.max(initial=-1)) + 1, None)
+        dictionary = reg.dictionaries.get(column)
+        part = KeyPart(codes, len(dictionary) if dictionary is not None else int(codes.max(initial=-1)) + 1,
+                       dictionary)
     elif column in ("pid_head", "pid_tail"):   # halves of 12-digit person IDs, keyed as 6-digit strings
         pid = reg.codes["person_id"]
         value = pid // 16
@@ -57,9 +56,7 @@ def _part(index: RegistryIndex, column: str, with_codes: bool = False) -> KeyPar
         codes = np.where((pid >= 0) & (pid % 16 == 12), half * 16 + 6, -1).astype(np.int64)
         part = KeyPart(codes, int(codes.max(initial=-1)) + 1, None)
     elif pd.api.types.is_datetime64_any_dtype(index.people[column].dtype):
-        days = index.people[column].to_numpy(dtype="datetime64[D]")
-        codes = np.where(np.isnat(days), -1, days.astype(np.int64) + DAY_OFFSET)
-        part = KeyPart(codes, 2 * DAY_OFFSET + 1, None)
+        part = KeyPart(_day_codes(index.people[column]), 2 * DAY_OFFSET + 1, None)
     elif pd.api.types.is_integer_dtype(index.people[column].dtype):
         codes = index.people[column].astype("Int64").fillna(-1).to_numpy(dtype=np.int64)
         codes[codes < 0] = -1           # a negative value cannot be a block key here
@@ -71,13 +68,18 @@ def _part(index: RegistryIndex, column: str, with_codes: bool = False) -> KeyPar
     return part
 
 
+def _day_codes(values: pd.Series) -> np.ndarray:
+    """Dates as day numbers shifted to be >= 0 (int64), -1 where missing."""
+    days = days_of(values)
+    return np.where(days != NAT, days.astype(np.int64) + DAY_OFFSET, -1)
+
+
 def _encode(part: KeyPart, values: pd.Series) -> np.ndarray:
     """An export column in the registry's code space; -1 where missing or unknown to the registry."""
     if part.dictionary is not None:
         return part.dictionary.get_indexer(values.astype("string[pyarrow]").to_numpy(dtype=object, na_value=None)).astype(np.int64)
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        days = pd.to_datetime(values).to_numpy(dtype="datetime64[D]")
-        codes = np.where(np.isnat(days), -1, days.astype(np.int64) + DAY_OFFSET)
+        codes = _day_codes(values)
     elif pd.api.types.is_numeric_dtype(values.dtype):
         codes = pd.to_numeric(values, errors="coerce").astype("Int64").fillna(-1).to_numpy(dtype=np.int64)
     else:

@@ -112,14 +112,13 @@ class RegistryCodes:
 
     def text(self, col: str, rows: np.ndarray) -> pd.Series:
         """The registry's text of key `col` for registry `rows` (null where a row is -1 or has none)."""
-        code = self.codes[col]
-        found = (rows >= 0) & (len(code) > 0)
-        taken = code[np.where(found, rows, 0)] if len(code) else np.full(len(rows), NULL_REGISTRY)
-        taken = np.where(found, taken, NULL_REGISTRY)
-        values = self.dictionaries[col].take(np.maximum(taken, 0)) if len(self.dictionaries[col]) else None
+        taken = np.full(len(rows), NULL_REGISTRY, dtype=np.int64)
+        found = rows >= 0
+        taken[found] = self.codes[col][rows[found]]
+        has = taken >= 0
         out = pd.Series(pd.NA, index=range(len(rows)), dtype="string[pyarrow]")
-        if values is not None:
-            out[taken >= 0] = values.to_numpy()[taken >= 0]
+        if has.any():
+            out[has] = self.dictionaries[col].take(taken[has]).to_numpy()
         return out
 
     def encode(self, col: str, values: pd.Series) -> np.ndarray:

@@ -72,15 +72,16 @@ class RegistryIndex:
     def id_lookup(self, column: str) -> tuple[np.ndarray, np.ndarray]:
         """The digit keys of `column` that are present, sorted (ties by row), and their rows; built once."""
         lookup = self._lookups.get(("rows_of", column))
-        rule = self._lookups.get(("rule_keys", (column,)))
-        if lookup is None and rule is not None:
-            # the blocking rule on this column alone holds the same sorted keys, ties by row
-            lookup = self._lookups[("rows_of", column)] = (rule.keys, rule.rows)
         if lookup is None:
-            key = self.digit_keys(column)
-            present = np.flatnonzero(key >= 0)
-            order = np.argsort(key[present], kind="stable")
-            lookup = self._lookups[("rows_of", column)] = (key[present][order], present[order])
+            rule = self._lookups.get(("rule_keys", (column,)))
+            if rule is not None:    # the blocking rule on this column alone: the same sorted keys, ties by row
+                lookup = (rule.keys, rule.rows)
+            else:
+                key = self.digit_keys(column)
+                present = np.flatnonzero(key >= 0)
+                order = np.argsort(key[present], kind="stable")
+                lookup = (key[present][order], present[order])
+            self._lookups[("rows_of", column)] = lookup
         return lookup
 
     def lexicon(self, rules: Rules | None = None) -> frozenset[str]:
