@@ -142,3 +142,50 @@ def test_utf16_without_tabs_and_bom_detection(tmp_path, rules):
     assert res.encoding == "utf-16"
     assert res.frame["full_name"].tolist() == ["Đỗ Thị Hà"]
     assert res.frame["source_row"].tolist() == [2]
+
+
+# ---------------------------------------------------------------- CSV: Arrow and the csv module agree
+
+raw_cell = st.lists(st.sampled_from(['a', 'é', ' ', '"', ',', ';', '\t', 'Ng', '""']), max_size=6).map("".join)
+raw_line = st.lists(raw_cell, min_size=4, max_size=5)
+
+
+def _both_ways(text: str, delim: str, rules):
+    from pipeline.ingest import readers
+
+    fast = readers._plain_csv(text, delim, rules)
+    slow = readers._table_frame(*readers._csv_rows(text, delim), rules, "lines")
+    return fast, slow
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.one_of(raw_line, st.just([])), min_size=1, max_size=8),
+       delim=st.sampled_from([",", ";", "\t"]), newline=st.sampled_from(["\n", "\r\n"]),
+       title=st.booleans(), end=st.booleans())
+def test_arrow_reads_a_csv_as_the_csv_module_does_or_leaves_it_to_it(rules, lines, delim, newline, title, end):
+    """Random lines with quotes anywhere (doubled, unbalanced, mid-field), blank lines, ragged lines:
+    wherever the Arrow path takes a file, its rows, text and line numbers are the csv module's."""
+    header = delim.join(["STT", "Họ và tên", "Ngày sinh", "Số CMND/CCCD"])
+    body = [delim.join(cells) for cells in lines]
+    text = newline.join((["DANH SÁCH"] if title else []) + [header] + body) + (newline if end else "")
+    fast, slow = _both_ways(text, delim, rules)
+    if fast is not None:
+        pd.testing.assert_frame_equal(fast[0], slow[0])
+        assert fast[1:] == slow[1:]
+
+
+@pytest.mark.parametrize(("body", "arrow"), [
+    ('1,"Trần Thị B","1/2/1990","Phường 2, Quận 5"\n2,Lê Văn C,1990,Q1\n', True),   # quoted commas: one line each
+    ('1,Trần Thị B,1990,x\n\n2,Lê Văn C,1990,y\n', False),                             # a blank line
+    ('1,"Trần Thị\nB",1990,x\n2,Lê Văn C,1990,y\n', False),                           # a record over two lines
+    ('1,Trần Thị B,1990,x,extra\n2,Lê Văn C,1990,y\n', False),                         # another number of fields
+    ('1,Trần Thị B,1990,x\r2,Lê Văn C,1990,y\r\n', False),                             # a lone carriage return
+])
+def test_which_csv_files_arrow_reads(rules, body, arrow):
+    text = "STT,Họ và tên,Ngày sinh,Địa chỉ\n" + body
+    fast, slow = _both_ways(text, ",", rules)
+    assert (fast is not None) == arrow
+    if fast is not None:
+        pd.testing.assert_frame_equal(fast[0], slow[0])
+        assert fast[0]["source_row"].tolist() == [2, 3]
+        assert fast[0]["address"].tolist() == ["Phường 2, Quận 5", "Q1"]

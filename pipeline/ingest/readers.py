@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import python_calamine
 
@@ -74,10 +75,14 @@ def column_text(values: Sequence[object]) -> pa.Array:
     """`cell_text` of a column of cells: a column of text cells (every CSV column, most sheet
     columns) is converted by Arrow in one step; any other column cell by cell."""
     if set(map(type, values)) <= {str, type(None)}:
-        arr = pa.array(values, pa.string())
-        blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(arr), ""), True)
-        return pc.if_else(blank, pa.scalar(None, pa.string()), arr)
+        return _blank_to_null(pa.array(values, pa.string()))
     return pa.array([cell_text(v) for v in values], pa.string())
+
+
+def _blank_to_null(arr: pa.Array) -> pa.Array:
+    """Text cells with nothing but white space become empty (null) cells."""
+    blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(arr), ""), True)
+    return pc.if_else(blank, pa.scalar(None, pa.string()), arr)
 
 
 def _check_required(mapping: dict[int, str], rules: Rules) -> None:
@@ -85,22 +90,20 @@ def _check_required(mapping: dict[int, str], rules: Rules) -> None:
         raise IngestError("no column for the name (Họ và tên) or the ID number (Số CMND/CCCD)")
 
 
-def _table_frame(rows: Sequence[Sequence[object]], numbers_of: Sequence[int], rules: Rules, unit: str = "rows",
-                 ) -> tuple[pd.DataFrame, int, dict[int, str], list[object]]:
-    """Header detection and data-row extraction shared by every text-table reader, column by column.
-
-    `numbers_of[k]` is the row (or line) number a person sees for raw row k. Rows whose
-    every cell is blank are left out.
-    """
+def _header(rows: Sequence[Sequence[object]], rules: Rules, unit: str) -> tuple[int, dict[int, str]]:
+    """(offset, column map) of the header row among the first rows, or IngestError."""
     found = find_header(rows, rules)
     if found is None:
         raise IngestError(f"no header row naming at least {rules.min_known_columns} known columns "
                           f"in the first {rules.header_search_rows} {unit}")
-    offset, mapping = found
-    _check_required(mapping, rules)
-    data = rows[offset + 1:]
-    columns = [column_text(col) for col in itertools.zip_longest(*data, fillvalue=None)]
-    keep = np.zeros(len(data), dtype=bool)
+    _check_required(found[1], rules)
+    return found
+
+
+def _columns_frame(columns: Sequence[pa.Array], numbers: np.ndarray, mapping: dict[int, str]) -> pd.DataFrame:
+    """The canonical columns of the data rows (`numbers`: the row number a person sees for each);
+    rows whose every cell is blank are left out."""
+    keep = np.zeros(len(numbers), dtype=bool)
     for col in columns:
         keep |= col.is_valid().to_numpy(zero_copy_only=False)
     mask, n = pa.array(keep), int(keep.sum())
@@ -109,8 +112,21 @@ def _table_frame(rows: Sequence[Sequence[object]], numbers_of: Sequence[int], ru
         c: pd.array(columns[column_of[c]].filter(mask) if column_of.get(c, len(columns)) < len(columns)
                     else pa.nulls(n, pa.string()), dtype="string[pyarrow]")
         for c in CANONICAL})
-    frame["source_row"] = pd.array(np.asarray(numbers_of[offset + 1:], dtype=np.int64)[keep], dtype="int64")
-    return frame, numbers_of[offset], mapping, list(rows[offset])
+    frame["source_row"] = pd.array(numbers[keep], dtype="int64")
+    return frame
+
+
+def _table_frame(rows: Sequence[Sequence[object]], numbers_of: Sequence[int], rules: Rules, unit: str = "rows",
+                 ) -> tuple[pd.DataFrame, int, dict[int, str], list[object]]:
+    """Header detection and data-row extraction shared by every text-table reader, column by column.
+
+    `numbers_of[k]` is the row (or line) number a person sees for raw row k.
+    """
+    offset, mapping = _header(rows, rules, unit)
+    data = rows[offset + 1:]
+    columns = [column_text(col) for col in itertools.zip_longest(*data, fillvalue=None)]
+    numbers = np.asarray(numbers_of[offset + 1:], dtype=np.int64)
+    return _columns_frame(columns, numbers, mapping), numbers_of[offset], mapping, list(rows[offset])
 
 
 def read_xlsx(path: Path, rules: Rules) -> ReadResult:
@@ -161,7 +177,18 @@ def read_csv(path: Path, rules: Rules) -> ReadResult:
     except UnicodeDecodeError as exc:
         raise IngestError(f"cannot decode as {label}: {exc}") from exc
     text = unicodedata.normalize("NFC", text) if codec == "cp1258" else text
-    delim = sniff_delimiter(text.splitlines()[:30])
+    delim = sniff_delimiter(text[:1_000_000].splitlines()[:30])
+    fast = _plain_csv(text, delim, rules)
+    if fast is not None:
+        frame, header_no, mapping, header = fast
+    else:
+        frame, header_no, mapping, header = _table_frame(*_csv_rows(text, delim), rules, "lines")
+    return ReadResult(frame, "csv", label, header_no,
+                      {c: str(header[i]) for i, c in mapping.items()})
+
+
+def _csv_rows(text: str, delim: str) -> tuple[list[list[str]], list[int]]:
+    """Every record of the text by Python's csv module, and the line each starts on."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
     rows: list[list[str]] = []
     starts: list[int] = []
@@ -173,9 +200,43 @@ def read_csv(path: Path, rules: Rules) -> ReadResult:
             rows.append(row)
     except csv.Error as exc:
         raise IngestError(f"line {reader.line_num}: malformed CSV: {exc}") from exc
-    frame, header_no, mapping, header = _table_frame(rows, starts, rules, "lines")
-    return ReadResult(frame, "csv", label, header_no,
-                      {c: str(header[i]) for i, c in mapping.items()})
+    return rows, starts
+
+
+def _plain_csv(text: str, delim: str, rules: Rules,
+               ) -> tuple[pd.DataFrame, int, dict[int, str], list[object]] | None:
+    """The file parsed by Arrow when each record below the header is one line: record k is then
+    line header + 1 + k. None when the csv module must read it (a record over several lines, a blank
+    line or a lone carriage return below the header, a line with another number of fields, or a NUL
+    character)."""
+    if "\x00" in text or text.count("\r") != text.count("\r\n"):
+        return None
+    head = text.split("\n", rules.header_search_rows)
+    rows, _ = _csv_rows("\n".join(head[:rules.header_search_rows]), delim)
+    offset, mapping = _header(rows, rules, "lines")
+    if any('"' in line for line in head[:offset + 1]):   # the header may be a record over several lines
+        return None
+    data = "\n".join(head[offset + 1:])
+    if not data.strip() or data.startswith(("\n", "\r\n")) or "\n\n" in data or "\n\r\n" in data:
+        return None
+    raw = data.encode("utf-8")
+    names = [f"c{i}" for i in range(len(rows[offset]))]
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(raw), read_options=pacsv.ReadOptions(column_names=names),
+            parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except pa.ArrowInvalid:
+        return None
+    # Every record takes at least one line and no line is blank, so as many records as lines means
+    # one record per line; Arrow and the csv module then split a line alike, quotes included
+    # (tests/test_ingest.py compares them on random quoted text).
+    if table.num_rows != raw.count(b"\n") + (not raw.endswith(b"\n")):
+        return None
+    columns = [_blank_to_null(table.column(i).combine_chunks()) for i in range(len(names))]
+    numbers = np.arange(offset + 2, offset + 2 + table.num_rows, dtype=np.int64)
+    return _columns_frame(columns, numbers, mapping), offset + 1, mapping, list(rows[offset])
 
 
 def read_parquet(path: Path, rules: Rules) -> ReadResult:
