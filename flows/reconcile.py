@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 import pipeline
 from pipeline.codes import code_lists, merge_code_lists
 from pipeline.doses import dose_flags
-from pipeline.ingest import IngestError, read_export
+from pipeline.ingest import IngestError, ReadResult, read_export
 from pipeline.link.index import RegistryIndex
 from pipeline.link.prepared import prepared_index
 from pipeline.memory import peak_gb, release, reset_peak
@@ -55,6 +55,7 @@ from pipeline.validate import (
 
 log = logging.getLogger("vaxrecon")
 EXPORT_SUFFIXES = {".csv", ".txt", ".xlsx", ".xlsm", ".parquet", ".xls"}
+READERS = 2   # export files read at a time
 DOSE_COLUMNS = ["source_file", "source_row", "identity", "dose_date", "vaccine", "dose_number", "date_of_birth",
                 "birth_year"]
 
@@ -210,39 +211,52 @@ def index_for(registry: Path, rules_dir: Path, common: str, cache_dir: Path | No
 
 def ingest_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules,
                     validator: Validator | None) -> pd.DataFrame:
-    """Read every file of the province; quarantine what cannot be read; validate what was read."""
+    """Read every file of the province; quarantine what cannot be read; validate what was read.
+
+    Two files are read at a time (calamine and Arrow leave the interpreter free while they parse);
+    they are then checked and kept in file order."""
     frames = []
     checked_columns = suite_columns(validator.specs["input"]) if validator is not None else None
-    for k, path in enumerate(export_files(exports / run.code)):
-        rel = path.relative_to(exports).as_posix()
-        try:
-            if path.suffix.lower() not in EXPORT_SUFFIXES:
-                raise IngestError(f"not an export file kind ({path.suffix or 'no extension'})")
-            t0 = time.perf_counter()
-            result = read_export(path, rules)
-            _count(run.ingest_by_kind, result.kind, len(result.frame), time.perf_counter() - t0)
-        except IngestError as exc:
-            quarantine(path, exports, out, str(exc))
-            run.files_quarantined.append({"file": rel, "reason": str(exc)})
-            log.warning("%s: quarantined: %s", rel, exc)
-            continue
-        frame = result.frame
-        if validator is not None:
-            t0 = time.perf_counter()
-            failed = validator.run("input", f"{run.code}-input-{k:03d}", input_frame(frame, checked_columns))
-            _count(run.ingest_by_kind, "input_suite", len(frame), time.perf_counter() - t0)
-            run.validation_failures += [f"{rel}: {f}" for f in failed]
-        frame.insert(0, "source_file", rel)
-        frames.append(frame)
-        run.files_read.append(rel)
-        run.rows_read_by_file[rel] = len(frame)
-        log.info("%s: %d rows (%s%s)", rel, len(frame), result.kind, f", {result.encoding}" if result.encoding else "")
+    files = export_files(exports / run.code)
+    with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="read") as pool:
+        for k, (path, (outcome, seconds)) in enumerate(zip(files, pool.map(_read_timed, files, [rules] * len(files)),
+                                                           strict=True)):
+            rel = path.relative_to(exports).as_posix()
+            if isinstance(outcome, IngestError):
+                quarantine(path, exports, out, str(outcome))
+                run.files_quarantined.append({"file": rel, "reason": str(outcome)})
+                log.warning("%s: quarantined: %s", rel, outcome)
+                continue
+            _count(run.ingest_by_kind, outcome.kind, len(outcome.frame), seconds)
+            frame = outcome.frame
+            if validator is not None:
+                t0 = time.perf_counter()
+                failed = validator.run("input", f"{run.code}-input-{k:03d}", input_frame(frame, checked_columns))
+                _count(run.ingest_by_kind, "input_suite", len(frame), time.perf_counter() - t0)
+                run.validation_failures += [f"{rel}: {f}" for f in failed]
+            frame.insert(0, "source_file", rel)
+            frames.append(frame)
+            run.files_read.append(rel)
+            run.rows_read_by_file[rel] = len(frame)
+            log.info("%s: %d rows (%s%s)", rel, len(frame), outcome.kind,
+                     f", {outcome.encoding}" if outcome.encoding else "")
     if not frames:
         from pipeline.ingest.readers import CANONICAL
 
         return pd.DataFrame({c: pd.Series(dtype="string[pyarrow]") for c in ("source_file", *CANONICAL)}).assign(
             source_row=pd.Series(dtype="int64"))
     return pd.concat(frames, ignore_index=True)
+
+
+def _read_timed(path: Path, rules: Rules) -> tuple[ReadResult | IngestError, float]:
+    """One export file read (or the reason it cannot be), and the seconds it took."""
+    t0 = time.perf_counter()
+    try:
+        if path.suffix.lower() not in EXPORT_SUFFIXES:
+            raise IngestError(f"not an export file kind ({path.suffix or 'no extension'})")
+        return read_export(path, rules), time.perf_counter() - t0
+    except IngestError as exc:
+        return exc, time.perf_counter() - t0
 
 
 def _count(sink: dict[str, dict[str, float]], key: str, rows: int, seconds: float) -> None:
