@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.rules import PERSON_CODES
+from pipeline.text import squeeze_spaces
 
 
 def person_flags(rows: pd.DataFrame, reg: pd.DataFrame, linked: np.ndarray) -> dict[str, np.ndarray]:
@@ -25,7 +26,7 @@ def person_flags(rows: pd.DataFrame, reg: pd.DataFrame, linked: np.ndarray) -> d
     f["ID_WRONG"] = linked & formed & ~is_pid & ~is_old
     has_name = rows["name_fold"].notna().to_numpy()
     same = (rows["name_key"] == reg["name_key"]).fillna(False).to_numpy()
-    a = rows["name_fold"].fillna("").str.split().str.join(" ")
+    a = squeeze_spaces(rows["name_fold"].fillna(""))
     fold_same = (a == reg["name_fold"].fillna("")).to_numpy()
     f["NAME_DIACRITICS"] = linked & has_name & ~same & fold_same
     f["NAME_WRONG"] = linked & has_name & ~same & ~fold_same

@@ -49,6 +49,11 @@ def regex_replace(values: pd.Series, pattern: str, replacement: str) -> pd.Serie
     return pd.Series(pd.array(out, dtype="string[pyarrow]"), index=values.index)
 
 
+def squeeze_spaces(values: pd.Series) -> pd.Series:
+    """Words joined by single spaces, no white space around: `" ".join(v.split())` by Arrow."""
+    return regex_replace(regex_replace(values, f"^{WHITESPACE}+|{WHITESPACE}+$", ""), f"{WHITESPACE}+", " ")
+
+
 def split_words(values: pd.Series, sep: str = " ") -> pd.Series:
     """Every non-empty word of every string, indexed by its string's label (Arrow split, no Python loop).
 

@@ -8,6 +8,8 @@ import sys
 
 import numpy as np
 import pandas as pd
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.link import candidates
 from pipeline.link.index import build_index
@@ -15,7 +17,7 @@ from pipeline.link.keys import digit_key
 from pipeline.link.profiles import combined_codes
 from pipeline.link.scoring import one_edit
 from pipeline.rules import default_rules
-from pipeline.text import WHITESPACE
+from pipeline.text import WHITESPACE, squeeze_spaces
 
 from .test_link import REG
 
@@ -123,6 +125,13 @@ def test_whitespace_class_is_exactly_pythons_whitespace():
     matched = {chr(c) for c in range(sys.maxunicode + 1) if re.fullmatch(WHITESPACE, chr(c))}
     assert matched == spaces
     assert not any(isinstance(x, str) and "\\" in x for x in itertools.chain(WHITESPACE))
+
+
+@given(st.lists(st.lists(st.sampled_from(["a", "é", " ", "\t", "\xa0", "\u3000", "\u200b", "\n", "\x85"]),
+                        max_size=8).map("".join), max_size=30))
+def test_squeeze_spaces_is_pythons_split_and_join(values):
+    got = squeeze_spaces(pd.Series(values, dtype="string[pyarrow]")).tolist()
+    assert got == [" ".join(v.split()) for v in values]
 
 
 def test_index_drops_key_only_columns_after_linking_and_says_so_if_a_new_rule_needs_one():
