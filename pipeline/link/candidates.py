@@ -19,7 +19,7 @@ import pandas as pd
 
 from pipeline.link.encoded import DAY_OFFSET, MAX_KEY, NAT, RegistryCodes, days_of
 from pipeline.link.index import RegistryIndex
-from pipeline.link.keys import digit_key
+from pipeline.link.keys import codes_in, digit_key
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def _day_codes(values: pd.Series) -> np.ndarray:
 def _encode(part: KeyPart, values: pd.Series) -> np.ndarray:
     """An export column in the registry's code space; -1 where missing or unknown to the registry."""
     if part.dictionary is not None:
-        return part.dictionary.get_indexer(values.astype("string[pyarrow]").to_numpy(dtype=object, na_value=None)).astype(np.int64)
+        return codes_in(part.dictionary, values)
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         codes = _day_codes(values)
     elif pd.api.types.is_numeric_dtype(values.dtype):

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline.link.index import RegistryIndex
-from pipeline.link.keys import digit_key
+from pipeline.link.keys import codes_in, digit_key
 from pipeline.text import regex_replace
 
 # Text keys compared for equality: registry column -> the export person's column (scoring).
@@ -125,8 +125,7 @@ class RegistryCodes:
         """An export column's codes in the registry's dictionary for `col` (-1: no value, -3: unknown)."""
         if col in DIGIT_KEYS:
             return digit_key(values, NULL_PROFILE, UNKNOWN)
-        values = values.astype("string[pyarrow]")
-        code = self.dictionaries[col].get_indexer(values.to_numpy(dtype=object, na_value=None)).astype(np.int32)
+        code = codes_in(self.dictionaries[col], values).astype(np.int32)
         code[code < 0] = UNKNOWN
         code[values.isna().to_numpy()] = NULL_PROFILE
         return code

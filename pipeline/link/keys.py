@@ -10,6 +10,19 @@ import pyarrow.compute as pc
 from pipeline.text import fold_series
 
 
+def codes_in(dictionary: pd.Index, values: pd.Series) -> np.ndarray:
+    """Each value's position in `dictionary` (int64; -1 where missing or not in it).
+
+    Only the distinct values are looked up: Arrow finds them, and a province's names, places and
+    name parts repeat, so far fewer strings become Python objects to hash.
+    """
+    arr = pa.array(values.astype("string[pyarrow]").array)
+    encoded = pc.dictionary_encode(arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr)
+    found = dictionary.get_indexer(encoded.dictionary.to_numpy(zero_copy_only=False)).astype(np.int64)
+    positions = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    return np.where(positions >= 0, found[np.maximum(positions, 0)] if len(found) else -1, -1)
+
+
 def add_block_keys(frame: pd.DataFrame, dob_col: str) -> pd.DataFrame:
     """Add `name_sorted` (tokens sorted), `name_joined` (no spaces) and `dob_md` (month*100+day)."""
     fold = frame["name_fold"]
