@@ -161,6 +161,30 @@ def test_index_drops_key_only_columns_after_linking_and_says_so_if_a_new_rule_ne
                                    [{"name": "phone2", "keys": ["phone"], "registry": ["ward"], "max_block": 5}])
 
 
+def test_key_only_columns_go_once_every_rule_column_is_coded_and_the_rules_still_build():
+    """prepare() drops the registry's text key columns before sorting the rules' keys (its largest
+    step): the keys built from the codes alone are those of an index that kept its columns."""
+    from pipeline.link.encoded import RegistryCodes
+    from pipeline.link.index import KEY_ONLY
+
+    rules = default_rules()
+    blocking = rules.matching["blocking"]
+    kept, early = build_index(REG), build_index(REG)
+    for index in (kept, early):
+        RegistryCodes.of(index)
+    assert early.compact(blocking) == 0                 # no rule column coded yet
+    candidates.prepare_parts(early, [r for r in blocking if "date_of_birth" not in r["registry"]])
+    assert early.compact(blocking) == 0                 # the date rules' columns not yet
+    candidates.prepare_parts(early, blocking)
+    assert early.compact(blocking) > 0 and not set(KEY_ONLY) & set(early.people.columns)
+    candidates.prepare_rules(early, blocking)
+    candidates.prepare_rules(kept, blocking)
+    for rule in blocking:
+        a = candidates._rule_keys(kept, list(rule["registry"]))
+        b = candidates._rule_keys(early, list(rule["registry"]))
+        assert np.array_equal(a.keys, b.keys) and np.array_equal(a.rows, b.rows), rule["name"]
+
+
 def test_looser_rules_skip_only_export_persons_with_a_sure_candidate():
     """Sure: the ID, the folded name and the full date of birth of one registry person. Such an
     export person gets no pairs from the `if_unsure` rules; one without an ID still does."""

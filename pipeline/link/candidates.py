@@ -176,14 +176,21 @@ def _block(profiles: pd.DataFrame, index: RegistryIndex, keys: list[str], reg_ke
 def prepare_rules(index: RegistryIndex, blocking: list[dict]) -> None:
     """Build every rule's sorted registry keys once per process, two at a time (numpy sorts
     release the GIL, so the two cores share the work)."""
-    todo = [list(rule["registry"]) for rule in blocking if ("rule_keys", tuple(rule["registry"])) not in index._lookups]
+    todo = prepare_parts(index, blocking)
     if not todo:
         return
-    for reg_keys in todo:           # the parts first, one thread: they share cached codes
-        for column in reg_keys:
-            _part(index, column, with_codes=True)
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(lambda reg_keys: _rule_keys(index, reg_keys), todo))
+
+
+def prepare_parts(index: RegistryIndex, blocking: list[dict]) -> list[list[str]]:
+    """The integer codes of every column of the rules not built yet (one thread: they share cached
+    codes); returns those rules' registry columns."""
+    todo = [list(rule["registry"]) for rule in blocking if ("rule_keys", tuple(rule["registry"])) not in index._lookups]
+    for reg_keys in todo:
+        for column in reg_keys:
+            _part(index, column, with_codes=True)
+    return todo
 
 
 def drop_codes(index: RegistryIndex) -> None:

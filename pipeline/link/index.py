@@ -40,10 +40,16 @@ class RegistryIndex:
         return len(self.people)
 
     def compact(self, blocking: list[dict]) -> int:
-        """Drop the key-only text columns once the scoring codes and every rule's sorted keys are
-        built (they are not read again: outputs print names, dates, sex and IDs). Returns the
-        number of columns dropped; 0 while something still needs them."""
-        built = "codes" in self._lookups and all(("rule_keys", tuple(r["registry"])) in self._lookups for r in blocking)
+        """Drop the key-only text columns once the scoring codes exist and every rule's sorted keys,
+        or the integer codes they are built from, do (the text is not read again: outputs print
+        names, dates, sex and IDs). Returns the number of columns dropped; 0 while something still
+        needs them."""
+        def ready(rule: dict) -> bool:
+            if ("rule_keys", tuple(rule["registry"])) in self._lookups:
+                return True
+            return all(getattr(self._lookups.get(("key_part", c)), "codes", None) is not None for c in rule["registry"])
+
+        built = "codes" in self._lookups and all(ready(r) for r in blocking)
         drop = [c for c in KEY_ONLY if c in self.people.columns] if built else []
         if drop:
             for column in drop:          # in place: the index's frame is shared by every province

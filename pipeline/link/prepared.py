@@ -32,9 +32,10 @@ import pandas as pd
 import pyarrow as pa
 
 import pipeline
-from pipeline.link.candidates import drop_codes, prepare_rules
+from pipeline.link.candidates import drop_codes, prepare_parts, prepare_rules
 from pipeline.link.encoded import RegistryCodes, name_fold_text
 from pipeline.link.index import RegistryIndex, load_index
+from pipeline.memory import release
 from pipeline.output import atomic_write, file_digest
 from pipeline.rules import Rules
 
@@ -69,10 +70,14 @@ def prepare(index: RegistryIndex, rules: Rules) -> RegistryIndex:
     """Build everything linking reads from the registry, then drop the columns only the build needed."""
     blocking = rules.matching["blocking"]
     RegistryCodes.of(index)
+    index.lexicon(rules)
+    # Every rule column as integer codes, then the text columns they came from dropped and their
+    # memory returned, before the rules' keys are sorted (the build's largest step).
+    prepare_parts(index, blocking)
+    index.compact(blocking)
+    release()
     prepare_rules(index, blocking)
     drop_codes(index)
-    index.compact(blocking)
-    index.lexicon(rules)
     for column in ("person_id", "old_id"):
         index.id_lookup(column)
     for key in [k for k in index._lookups if isinstance(k, tuple) and k[0] == "digit_keys"]:
