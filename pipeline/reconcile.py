@@ -73,8 +73,9 @@ def link(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> LinkResult:
     rejected, profiles, profile_of_row, pairs = cand.rejected, cand.profiles, cand.profile_of_row, cand.pairs
     scored = score_pairs(pairs, profiles, index, model)
     index.compact(model["blocking"])   # the registry's key-only columns are not needed any more
-    decisions, scored = decide(profiles, scored, model, index.size)
-    decisions = resolve_conflicts(decisions, profiles, scored)
+    decisions = decide(profiles, scored, model, index.size)
+    del scored
+    decisions = resolve_conflicts(decisions, profiles)
     decisions = pool_export_persons(profiles, decisions, index)
     log.info("link: %d rows, %d export persons, %d candidate pairs", len(norm), len(profiles), len(pairs))
     rows = norm.copy()

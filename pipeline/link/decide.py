@@ -56,22 +56,21 @@ def null_weight(model: dict, registry_size: int) -> float:
     return max(float(model["null_log2_weight_min"]), float(np.log2(max(registry_size, 1) * share / (1 - share))))
 
 
-def decide(profiles: pd.DataFrame, scored: pd.DataFrame, model: dict,
-           registry_size: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One decision per profile (status, person row, candidates, score, reason), and the ranked pairs."""
-    scored = scored.copy()
-    scored["p"] = posterior(scored, null_weight(model, registry_size))
-    # Each profile's candidates by falling p (ties in their order), the first max_candidates kept:
-    # one stable numpy lexsort and a rank within each profile, not a pandas sort and group-bys.
-    prof, p = scored["profile"].to_numpy(), scored["p"].to_numpy()
+def decide(profiles: pd.DataFrame, scored: pd.DataFrame, model: dict, registry_size: int) -> pd.DataFrame:
+    """One decision per profile: status, person row, candidates (review cases), score, reason."""
+    p = posterior(scored, null_weight(model, registry_size)).to_numpy()
+    # Each profile's candidates by falling p (ties in their order): one stable numpy lexsort and a
+    # rank within each profile; only the best pair of each profile and the review candidates are
+    # taken from the scored pairs, never a copy of all of them.
+    prof = scored["profile"].to_numpy()
     order = np.lexsort((-p, prof))
     first = np.ones(len(order), dtype=bool)
     first[1:] = prof[order][1:] != prof[order][:-1]
     positions = np.arange(len(order))
     rank = positions - np.maximum.accumulate(np.where(first, positions, 0))
-    ranked = scored.iloc[order]
-    scored = ranked[rank < int(model["max_candidates"])]
-    best = ranked[rank == 0].set_index("profile")
+    top = order[rank == 0]
+    best = scored.iloc[top][["profile", "row", *(f"{f}_level" for f in FIELDS)]].set_index("profile")
+    best["p"] = p[top]
     best["reason"] = reasons(best)
     out = pd.DataFrame(index=profiles.index)
     out["best_row"] = best["row"].reindex(out.index).astype("Int64")
@@ -88,12 +87,14 @@ def decide(profiles: pd.DataFrame, scored: pd.DataFrame, model: dict,
                               ["linked", "review"], "unmatched")
     # Candidate lists are shown for review cases only: built for those, not for every profile.
     review = out.index[out["status"] == "review"]
-    listed = scored[(scored["p"] >= float(model["candidate_min_p"])) & scored["profile"].isin(review)]
+    kept = order[rank < int(model["max_candidates"])]
+    kept = kept[(p[kept] >= float(model["candidate_min_p"])) & np.isin(prof[kept], review.to_numpy())]
+    listed = pd.DataFrame({"profile": prof[kept], "row": scored["row"].to_numpy()[kept]})
     out["candidate_rows"] = listed.groupby("profile")["row"].agg(list).reindex(out.index)
-    return out, scored
+    return out
 
 
-def resolve_conflicts(decisions: pd.DataFrame, profiles: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
+def resolve_conflicts(decisions: pd.DataFrame, profiles: pd.DataFrame) -> pd.DataFrame:
     """Two export persons claiming one registry person with conflicting details go to review.
 
     Conflicting: their names are not the same even without diacritics and
