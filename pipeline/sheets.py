@@ -132,29 +132,45 @@ def sheet_names(name: str, n_rows: int) -> list[str]:
 _DIMENSION = re.compile(rb'<dimension ref="[^"]*"/>')
 
 
+ROWS_PER_SLICE = 100_000         # sheet rows turned into XML at a time
+
+
 def fill_sheets(path: Path, fills: dict[int, tuple[list[Column], tuple[int, int], int]]) -> None:
     """Put data rows into sheets of a closed xlsxwriter workbook, in place.
 
     `fills` maps a sheet's position (1-based, the order of `add_worksheet`) to its
     columns, the row range (start, stop) of those columns it holds, and the date
     style index. The sheet must have been written with its header row only.
+    Rows are turned into XML `ROWS_PER_SLICE` at a time and the slices written one after another:
+    a sheet's XML is held once, not also as Arrow text, per-column cells and a joined copy.
     """
     tmp = path.with_name(path.name + ".fill")
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst:
         for info in src.infolist():
             data = src.read(info.filename)
             m = re.fullmatch(r"xl/worksheets/sheet(\d+)\.xml", info.filename)
-            if m and int(m.group(1)) in fills:
-                columns, (start, stop), style = fills[int(m.group(1))]
-                part = [Column(c.title, c.kind, c.values.slice(start, stop - start)) for c in columns]
-                body = rows_xml(part, 2, style)
-                last = f"{column_letter(len(columns) - 1)}{stop - start + 1}".encode()
-                data = _DIMENSION.sub(b'<dimension ref="A1:' + last + b'"/>', data, count=1)
-                head, sep, tail = data.rpartition(b"</sheetData>")
-                if not sep:
-                    raise ValueError(f"{path}: sheet {m.group(1)} has no sheetData")
-                data = head + body + sep + tail
-            dst.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
+            if not (m and int(m.group(1)) in fills):
+                dst.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
+                continue
+            columns, (start, stop), style = fills[int(m.group(1))]
+            last = f"{column_letter(len(columns) - 1)}{stop - start + 1}".encode()
+            data = _DIMENSION.sub(b'<dimension ref="A1:' + last + b'"/>', data, count=1)
+            head, sep, tail = data.rpartition(b"</sheetData>")
+            if not sep:
+                raise ValueError(f"{path}: sheet {m.group(1)} has no sheetData")
+            slices = [head]
+            for s in range(start, stop, ROWS_PER_SLICE):
+                part = [Column(c.title, c.kind, c.values.slice(s, min(ROWS_PER_SLICE, stop - s))) for c in columns]
+                slices.append(rows_xml(part, 2 + s - start, style))
+            slices.append(sep + tail)
+            # What writestr does with `info`, the data written in pieces: the size set first (so
+            # Zip64 only where writestr would use it), then the entry opened for writing.
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info._compresslevel = 1  # type: ignore[attr-defined]
+            info.file_size = sum(map(len, slices))
+            with dst.open(info, "w") as fh:
+                for piece in slices:
+                    fh.write(piece)
     shutil.move(tmp, path)
 
 

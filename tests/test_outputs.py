@@ -207,9 +207,11 @@ def test_review_lines_show_years_as_years():
     assert _dob_agree(row, pd.Series({"date_of_birth": pd.Timestamp("2015-05-20"), "birth_year": 2015})) == "khác"
 
 
-def test_fast_sheet_cells_are_escaped_typed_and_formula_safe(tmp_path, monkeypatch):
+@pytest.mark.parametrize("per_slice", [100_000, 1])
+def test_fast_sheet_cells_are_escaped_typed_and_formula_safe(tmp_path, monkeypatch, per_slice):
     """The vectorised sheet writer: XML-escaped text, numbers, dates, blanks, guarded formulas,
-    and a list longer than a sheet continued on further sheets."""
+    and a list longer than a sheet continued on further sheets; the same when a sheet's rows are
+    turned into XML one row at a time."""
     import datetime as dt
 
     import pyarrow as pa
@@ -219,6 +221,7 @@ def test_fast_sheet_cells_are_escaped_typed_and_formula_safe(tmp_path, monkeypat
     from pipeline import sheets
 
     monkeypatch.setattr(sheets, "MAX_ROWS", 3)   # two data rows per sheet
+    monkeypatch.setattr(sheets, "ROWS_PER_SLICE", per_slice)
     text = ["a<b & c>d", "=SUM(A1)", None, "x\x01y", "Nguyễn"]
     columns = [sheets.Column("Chữ", "text", pa.array(text)),
                sheets.Column("Số", "int", pa.array([1, 2, None, 4, 5], pa.int64())),
