@@ -390,6 +390,7 @@ def finish_province(prepared: ProvinceRun, out: Path, rules_dir: Path, registry:
         dose_codes = pq.read_table(work_dir(out, code) / "dose_codes.parquet").column(0).combine_chunks()
         person_codes = linked.column("person_codes").combine_chunks()
         table = to_arrow(linked.drop_columns(["person_codes"]), merge_code_lists(person_codes, dose_codes, ALL_CODES))
+        del linked, person_codes, dose_codes   # the sorted table replaces them: not held through the writing
         check_conservation(run.rows_read_by_file, table)
         df = table.to_pandas()
         if validate:
