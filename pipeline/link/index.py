@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from pipeline.link.keys import add_block_keys, digit_key, place_key
@@ -154,16 +155,26 @@ def _dates(column: pa.ChunkedArray) -> pd.Series:
     return pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").astype("datetime64[s]")
 
 
-def _freq(keys: pd.Series) -> pd.Series:
-    counts = keys.value_counts(dropna=True)
-    return (counts / max(len(keys), 1)).astype("float64")
+def _chance_agreement(values: pd.Series) -> float:
+    """P(two random registry people share a value of the column): the sum of squared shares, a
+    person without a value sharing with no one. Arrow counts the values (no Python object each)."""
+    arr = pa.array(values.array) if isinstance(values.dtype, pd.StringDtype | pd.ArrowDtype) else pa.array(values)
+    counts = pc.value_counts(pc.drop_null(arr)).field("counts").to_numpy()
+    shares = np.sort(counts)[::-1] / max(len(values), 1)   # the order pandas' value_counts sums them in
+    return float((shares ** 2).sum())
 
 
 def _pair_agreement_within(people: pd.DataFrame, group: str, column: str) -> float:
-    """P(two registry people agree on `column` | they share `group`), over all such pairs."""
-    pairs = people[[group, column]]
-    sizes = pairs.groupby(group, observed=True).size()
-    both = pairs.dropna(subset=[column]).groupby([group, column], observed=True).size()
+    """P(two registry people agree on `column` | they share `group`), over all such pairs.
+
+    On integer codes: the group's and the (group, value) pairs' sizes by counting, not by a
+    group-by on text. The sums are of whole numbers, exact in any order."""
+    g = pd.factorize(people[group], use_na_sentinel=True)[0].astype(np.int64)
+    v = pd.factorize(people[column], use_na_sentinel=True)[0].astype(np.int64)
+    sizes = np.bincount(g[g >= 0]).astype(np.float64)
+    both_known = (g >= 0) & (v >= 0)
+    both = np.unique(g[both_known] * (int(v.max(initial=-1)) + 1) + v[both_known], return_counts=True)[1]
+    both = both.astype(np.float64)
     pairs = float((sizes * (sizes - 1) / 2).sum())
     same = float((both * (both - 1) / 2).sum())
     return same / pairs if pairs else 0.0
@@ -182,7 +193,7 @@ def build_index(registry: pd.DataFrame, rules: Rules | None = None) -> RegistryI
     people["place_fold"] = place_key(people["district"], people["ward"])
     people = add_block_keys(people, "date_of_birth")
     style = detect_tone_style(pd.Series(uniques[: 200_000]).astype(str))
-    agreement = {col: float((_freq(people[col]) ** 2).sum())
+    agreement = {col: _chance_agreement(people[col])
                  for col in ("sex", "place_fold", "phone", "date_of_birth", "person_id", "household_id")}
     agreement["date_of_birth|name"] = _pair_agreement_within(people, "name_fold", "date_of_birth")
     return RegistryIndex(people, style, agreement)
