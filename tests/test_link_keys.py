@@ -134,6 +134,33 @@ def test_squeeze_spaces_is_pythons_split_and_join(values):
     assert got == [" ".join(v.split()) for v in values]
 
 
+@given(st.lists(st.lists(st.sampled_from(["an", "van", "b", "é", "đ", " ", "\t", "\xa0", "\u3000", "\x1c"]),
+                        max_size=8).map("".join), max_size=30))
+def test_sorted_words_is_pythons_sort_of_the_split_words(values):
+    import pyarrow as pa
+
+    from pipeline.link.keys import sorted_words
+
+    expected = [" ".join(sorted(v.split())) for v in values]
+    assert sorted_words(pd.Series(values, dtype="string[pyarrow]")).tolist() == expected
+    half = len(values) // 2     # a column of two Arrow chunks, as a concatenated frame holds
+    chunked = pa.chunked_array([pa.array(values[:half], pa.string()), pa.array(values[half:], pa.string())])
+    assert sorted_words(pd.Series(pd.array(chunked, dtype="string[pyarrow]"))).tolist() == expected
+
+
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["0912000001", "912000001", "0912000001", "x12", "+84912",
+                                                      "1234567890123456", "1234567890123456", ""])), max_size=40))
+def test_chance_agreement_from_digit_keys_equals_counting_the_text(values):
+    """IDs and phones are counted as integer keys where they are digits, as text where not (a
+    '+', a 16-digit number, an empty string): the same figure as pandas counting the text."""
+    from pipeline.link.index import _chance_agreement
+
+    series = pd.Series(values, dtype="string[pyarrow]")
+    expected = float(((series.value_counts(dropna=True) / max(len(series), 1)) ** 2).sum())
+    assert _chance_agreement(series) == expected
+    assert _chance_agreement(series, digit_key(series, -1, -2)) == expected
+
+
 def test_index_drops_key_only_columns_after_linking_and_says_so_if_a_new_rule_needs_one():
     import pytest
 

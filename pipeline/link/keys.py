@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.text import fold_series
+from pipeline.text import WHITESPACE, fold_series, regex_replace
 
 
 def codes_in(dictionary: pd.Index, values: pd.Series) -> np.ndarray:
@@ -23,12 +23,26 @@ def codes_in(dictionary: pd.Index, values: pd.Series) -> np.ndarray:
     return np.where(positions >= 0, found[np.maximum(positions, 0)] if len(found) else -1, -1)
 
 
+def sorted_words(values: pd.Series) -> pd.Series:
+    """Each text's words in code-point order, joined by single spaces: `" ".join(sorted(v.split()))`,
+    by Arrow (split, one sort of every word by text and owner, join), not value by value."""
+    trimmed = pa.array(regex_replace(values, f"^{WHITESPACE}+|{WHITESPACE}+$", "").array, type=pa.string())
+    trimmed = trimmed.combine_chunks() if isinstance(trimmed, pa.ChunkedArray) else trimmed
+    lists = pc.split_pattern_regex(trimmed, f"{WHITESPACE}+")
+    words = pc.list_flatten(lists)
+    owner = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
+    rank, _ = pd.factorize(pd.Series(words, dtype="string[pyarrow]"), sort=True)   # UTF-8 order: code points
+    ordered = words.take(pa.array(np.lexsort((rank, owner))))
+    joined = pc.binary_join(pa.ListArray.from_arrays(lists.offsets, ordered), " ")
+    out = pd.Series(pd.array(joined, dtype="string[pyarrow]"), index=values.index)
+    return out.mask(values.isna())
+
+
 def add_block_keys(frame: pd.DataFrame, dob_col: str) -> pd.DataFrame:
     """Add `name_sorted` (tokens sorted), `name_joined` (no spaces) and `dob_md` (month*100+day)."""
     fold = frame["name_fold"]
     codes, uniques = pd.factorize(fold)
-    distinct = pd.Series(uniques, dtype="string[pyarrow]")
-    sorted_names = pd.Series([" ".join(sorted(str(v).split())) for v in distinct], dtype="string[pyarrow]")
+    sorted_names = sorted_words(pd.Series(uniques, dtype="string[pyarrow]"))
     frame = frame.copy()
     frame["name_sorted"] = sorted_names.reindex(codes).to_numpy()
     frame["name_sorted"] = frame["name_sorted"].astype("string[pyarrow]")
