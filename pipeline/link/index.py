@@ -155,13 +155,23 @@ def _dates(column: pa.ChunkedArray) -> pd.Series:
     return pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").astype("datetime64[s]")
 
 
-def _chance_agreement(values: pd.Series) -> float:
+def _chance_agreement(values: pd.Series, digits: np.ndarray | None = None) -> float:
     """P(two random registry people share a value of the column): the sum of squared shares, a
-    person without a value sharing with no one. Arrow counts the values (no Python object each)."""
-    arr = pa.array(values.array) if isinstance(values.dtype, pd.StringDtype | pd.ArrowDtype) else pa.array(values)
-    counts = pc.value_counts(pc.drop_null(arr)).field("counts").to_numpy()
+    person without a value sharing with no one. Arrow counts the values (no Python object each);
+    with `digits` (`digit_key(values, -1, -2)`), digit strings are counted as integers and only
+    the other values as text."""
+    if digits is None:
+        counts = _value_counts(values)
+    else:
+        counts = np.concatenate([np.unique(digits[digits >= 0], return_counts=True)[1],
+                                 _value_counts(values[digits == -2])])
     shares = np.sort(counts)[::-1] / max(len(values), 1)   # the order pandas' value_counts sums them in
     return float((shares ** 2).sum())
+
+
+def _value_counts(values: pd.Series) -> np.ndarray:
+    arr = pa.array(values.array) if isinstance(values.dtype, pd.StringDtype | pd.ArrowDtype) else pa.array(values)
+    return pc.value_counts(pc.drop_null(arr)).field("counts").to_numpy().astype(np.int64)
 
 
 def _pair_agreement_within(people: pd.DataFrame, group: str, column: str) -> float:
@@ -193,10 +203,16 @@ def build_index(registry: pd.DataFrame, rules: Rules | None = None) -> RegistryI
     people["place_fold"] = place_key(people["district"], people["ward"])
     people = add_block_keys(people, "date_of_birth")
     style = detect_tone_style(pd.Series(uniques[: 200_000]).astype(str))
-    agreement = {col: _chance_agreement(people[col])
+    # The IDs' and phones' digit keys serve the agreements here and the integer codes later.
+    digits = {col: digit_key(people[col], -1, -2) for col in ("person_id", "phone")}
+    agreement = {col: _chance_agreement(people[col], digits.get(col))
                  for col in ("sex", "place_fold", "phone", "date_of_birth", "person_id", "household_id")}
     agreement["date_of_birth|name"] = _pair_agreement_within(people, "name_fold", "date_of_birth")
-    return RegistryIndex(people, style, agreement)
+    index = RegistryIndex(people, style, agreement)
+    for col, key in digits.items():
+        key[key == -2] = -1            # as RegistryIndex.digit_keys has them: -1 where missing or not digits
+        index._lookups[("digit_keys", col)] = key
+    return index
 
 
 def _swap(dob: pd.Series) -> pd.Series:
