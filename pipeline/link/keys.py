@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.text import WHITESPACE, fold_series, regex_replace
+from pipeline.text import fold_series, squeeze_spaces
 
 
 def codes_in(dictionary: pd.Index, values: pd.Series) -> np.ndarray:
@@ -26,9 +26,8 @@ def codes_in(dictionary: pd.Index, values: pd.Series) -> np.ndarray:
 def sorted_words(values: pd.Series) -> pd.Series:
     """Each text's words in code-point order, joined by single spaces: `" ".join(sorted(v.split()))`,
     by Arrow (split, one sort of every word by text and owner, join), not value by value."""
-    trimmed = pa.array(regex_replace(values, f"^{WHITESPACE}+|{WHITESPACE}+$", "").array, type=pa.string())
-    trimmed = trimmed.combine_chunks() if isinstance(trimmed, pa.ChunkedArray) else trimmed
-    lists = pc.split_pattern_regex(trimmed, f"{WHITESPACE}+")
+    squeezed = pa.array(squeeze_spaces(values).array, type=pa.string())
+    lists = pc.split_pattern(squeezed.combine_chunks() if isinstance(squeezed, pa.ChunkedArray) else squeezed, " ")
     words = pc.list_flatten(lists)
     owner = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
     rank, _ = pd.factorize(pd.Series(words, dtype="string[pyarrow]"), sort=True)   # UTF-8 order: code points
