@@ -16,7 +16,7 @@ from pipeline.correct import corrected_values, person_flags
 from pipeline.link.candidates import candidate_pairs
 from pipeline.link.decide import decide, resolve_conflicts
 from pipeline.link.encoded import RegistryCodes
-from pipeline.link.index import RegistryIndex
+from pipeline.link.index import RegistryIndex, take_text
 from pipeline.link.keys import place_key
 from pipeline.link.persons import pool_export_persons
 from pipeline.link.profiles import build_profiles
@@ -129,11 +129,7 @@ def id_households(profiles: pd.DataFrame, index: RegistryIndex) -> pd.Series:
     """Household of the registry person whose personal or old number the export person wrote."""
     rows = np.where(profiles["id_personal"].notna(), index.rows_of(profiles["id_personal"], "person_id"),
                     index.rows_of(profiles["id_old"], "old_id"))
-    out = pd.Series(pd.NA, index=profiles.index, dtype="string[pyarrow]")
-    found = rows >= 0
-    if found.any():   # an Arrow take of the rows found, not the registry's column as Python objects
-        out[found] = index.people["household_id"].iloc[rows[found]].to_numpy()
-    return out
+    return take_text(index.people["household_id"], rows, profiles.index)
 
 
 def case_keys(rows: pd.DataFrame) -> pd.Series:

@@ -261,3 +261,12 @@ def test_registry_text_of_a_key_from_its_codes_and_dates_as_day_numbers():
     assert days.dtype == np.int32
     assert days.tolist() == [1, NAT, -25568, 20783]
     assert codes.dob.dtype == np.int32 and codes.dob[0] == days_of(pd.Series(pd.to_datetime(["1980-05-04"])))[0]
+
+
+def test_take_text_takes_by_position_and_leaves_negative_positions_empty():
+    from pipeline.link.index import take_text
+
+    values = pd.Series(["a", None, "c"], dtype="string[pyarrow]")
+    assert take_text(values, np.array([2, -1, 1, 0])).tolist() == ["c", pd.NA, pd.NA, "a"]
+    taken = take_text(pd.Index(values), np.array([0, -2]), pd.Index([7, 9]))
+    assert taken.tolist() == ["a", pd.NA] and taken.index.tolist() == [7, 9] and taken.dtype == "string[pyarrow]"

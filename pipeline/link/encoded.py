@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipeline.link.index import RegistryIndex
+from pipeline.link.index import RegistryIndex, take_text
 from pipeline.link.keys import codes_in, digit_key
 from pipeline.text import regex_replace
 
@@ -115,11 +115,7 @@ class RegistryCodes:
         taken = np.full(len(rows), NULL_REGISTRY, dtype=np.int64)
         found = rows >= 0
         taken[found] = self.codes[col][rows[found]]
-        has = taken >= 0
-        out = pd.Series(pd.NA, index=range(len(rows)), dtype="string[pyarrow]")
-        if has.any():
-            out[has] = self.dictionaries[col].take(taken[has]).to_numpy()
-        return out
+        return take_text(self.dictionaries[col], taken)
 
     def encode(self, col: str, values: pd.Series) -> np.ndarray:
         """An export column's codes in the registry's dictionary for `col` (-1: no value, -3: unknown)."""

@@ -100,6 +100,17 @@ class RegistryIndex:
         return self._lookups["lexicon"]
 
 
+def take_text(values: pd.Series | pd.Index, positions: np.ndarray, index: pd.Index | None = None) -> pd.Series:
+    """`values` at `positions` as Arrow text (null where a position is negative), taken by Arrow,
+    with no Python object per value."""
+    out = pd.Series(pd.NA, index=index if index is not None else range(len(positions)), dtype="string[pyarrow]")
+    found = positions >= 0
+    if found.any():
+        taken = values.take(positions[found]) if isinstance(values, pd.Index) else values.iloc[positions[found]]
+        out[found] = taken.astype("string[pyarrow]").array
+    return out
+
+
 def registry_people(path: Path | str) -> int:
     """Check the registry's schema from its metadata and count its people, without reading it."""
     path = Path(path)
