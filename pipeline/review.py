@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import python_calamine
 import xlsxwriter
 
@@ -36,65 +38,107 @@ class ReviewFileError(Exception):
     """The workbook is not a review queue this tool wrote."""
 
 
-def _agree(a: object, b: object) -> str:
-    if a is None or b is None or a is pd.NA or b is pd.NA or (isinstance(a, float) and np.isnan(a)):
-        return "?"
-    return "khớp" if a == b else "khác"
+def _agree(a: pd.Series, b: pd.Series) -> np.ndarray:
+    """Per line: "?" where either side has no value, else whether they are equal."""
+    a, b = a.reset_index(drop=True), b.reset_index(drop=True)
+    equal = (a == b).fillna(False).to_numpy(dtype=bool)
+    return np.where(a.isna().to_numpy() | b.isna().to_numpy(), "?", np.where(equal, "khớp", "khác"))
 
 
-def _id_agree(written: object, person_id: object, old_id: object) -> str:
-    if written is None or pd.isna(written):
-        return "?"
-    known = {str(v) for v in (person_id, old_id) if v is not None and not pd.isna(v)}
-    return "khớp" if str(written) in known else "khác"
+def _id_agree(written: pd.Series, person_id: pd.Series, old_id: pd.Series) -> np.ndarray:
+    """The ID written in the export against the registry's person ID or old ID."""
+    written, person_id, old_id = (v.reset_index(drop=True).astype("string[pyarrow]")
+                                  for v in (written, person_id, old_id))
+    same = ((written == person_id).fillna(False) | (written == old_id).fillna(False)).to_numpy(dtype=bool)
+    return np.where(written.isna().to_numpy(), "?", np.where(same, "khớp", "khác"))
 
 
-def _year_text(value: object) -> str:
-    return "" if value is None or pd.isna(value) else str(int(float(str(value))))
+def _year_text(values: pd.Series) -> pd.Series:
+    """Years as whole numbers ("2016", not "2016.0"); "" where missing or not a number."""
+    years = np.trunc(pd.to_numeric(values.reset_index(drop=True), errors="coerce").astype("float64"))
+    return years.astype("Int64").astype("string[pyarrow]").fillna("")
 
 
-def _dob_agree(row: pd.Series, person: pd.Series) -> str:
+def _dob_text(values: pd.Series) -> pd.Series:
+    """Dates as dd/mm/yyyy; "" where missing."""
+    dates = pd.to_datetime(values.reset_index(drop=True), errors="coerce")
+    return dates.dt.strftime("%d/%m/%Y").astype("string[pyarrow]").fillna("")
+
+
+def _dob_agree(dob_a: pd.Series, year_a: pd.Series, dob_b: pd.Series, year_b: pd.Series) -> np.ndarray:
     """Full dates where both sides have one, else the years."""
-    a, b = _dob_text(row["date_of_birth"]), _dob_text(person["date_of_birth"])
-    if a and b:
-        return "khớp" if a == b else "khác"
-    ya, yb = _year_text(row["birth_year"]), _year_text(person["birth_year"])
-    if not ya or not yb:
-        return "?"
-    return "khớp (năm)" if ya == yb else "khác"
+    a, b = _dob_text(dob_a).to_numpy(dtype=object), _dob_text(dob_b).to_numpy(dtype=object)
+    ya, yb = _year_text(year_a).to_numpy(dtype=object), _year_text(year_b).to_numpy(dtype=object)
+    by_year = np.where((ya == "") | (yb == ""), "?", np.where(ya == yb, "khớp (năm)", "khác"))
+    return np.where((a != "") & (b != ""), np.where(a == b, "khớp", "khác"), by_year)
 
 
-def _dob_text(value: object) -> str:
-    return "" if value is None or pd.isna(value) else pd.Timestamp(value).strftime("%d/%m/%Y")
+def _shown_dob(dob: pd.Series, year: pd.Series) -> pd.Series:
+    """The date of birth as shown: the full date, else the year."""
+    text = _dob_text(dob)
+    return text.where(text != "", _year_text(year))
+
+
+def _folded_names(names: pd.Series) -> pd.Series:
+    """`fold_key` of each name, computed once per distinct name; missing stays missing."""
+    names = names.reset_index(drop=True).astype("string[pyarrow]")
+    distinct = names.dropna().unique()
+    folded = pd.Series([fold_key(str(n)) for n in distinct], index=distinct, dtype="string[pyarrow]")
+    return pd.Series(folded.reindex(names).to_numpy(), dtype="string[pyarrow]")
 
 
 def build_cases(df: pd.DataFrame, index: RegistryIndex) -> pd.DataFrame:
-    """One line per case and per candidate, in the order the workbook shows them."""
+    """One line per case and per candidate, in the order the workbook shows them: cases by case
+    key, each followed by its candidates found in the registry, in the linker's order. Built
+    column by column: one registry lookup for every candidate of every case."""
     rev = df[df["status"] == "review"]
-    lines = []
-    people = index.people
-    for key, grp in rev.groupby("case_key", sort=True):
-        first = grp.iloc[0]
-        where = "; ".join(f"{f} dòng {r}" for f, r in zip(grp["source_file"], grp["source_row"], strict=True))
-        cands = list(first["candidate_ids"])
-        lines.append({"kind": PERSON, "case": key, "pid": "", "name": first["full_name"],
-                      "dob": _dob_text(first["date_of_birth"]) or _year_text(first["birth_year"]),
-                      "sex": SEX_VI.get(first["sex"], ""), "id": first["original_id_number"] or "", "where": where,
-                      "score": float(first["match_score"]), "cands": cands})
-        rows = index.rows_of(pd.Series(cands, dtype="string[pyarrow]"), "person_id")
-        for pid, row in zip(cands, rows, strict=True):
-            if row < 0:
-                continue
-            p = people.iloc[int(row)]
-            ids = str(p["person_id"]) + (f" / {p['old_id']}" if pd.notna(p["old_id"]) else "")
-            lines.append({"kind": CANDIDATE, "case": key, "pid": pid, "name": p["full_name"],
-                          "dob": _dob_text(p["date_of_birth"]) or _year_text(p["birth_year"]),
-                          "sex": SEX_VI.get(p["sex"], ""), "id": ids, "where": "", "score": None, "cands": [],
-                          "agree": (_agree(fold_key(str(first["full_name"] or "")), fold_key(str(p["full_name"]))),
-                                    _dob_agree(first, p),
-                                    _agree(first["sex"], p["sex"]),
-                                    _id_agree(first["id_number"], p["person_id"], p["old_id"]))})
-    return pd.DataFrame(lines)
+    if not len(rev):
+        return pd.DataFrame()
+    rev = rev.sort_values("case_key", kind="stable")
+    keys = rev["case_key"].to_numpy(dtype=object)
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    first = rev.iloc[starts].reset_index(drop=True)
+    # "file dòng row; ..." over every row of a case, joined by Arrow within each case.
+    spots = (rev["source_file"].astype("string[pyarrow]") + " dòng "
+             + rev["source_row"].astype("Int64").astype("string[pyarrow]"))
+    offsets = pa.array(np.r_[starts, len(rev)].astype(np.int32))
+    where = pc.binary_join(pa.ListArray.from_arrays(offsets, pa.array(spots.array, type=pa.string())), "; ")
+    cands = [list(c) for c in first["candidate_ids"]]
+    persons = pd.DataFrame({
+        "kind": PERSON, "case": first["case_key"].to_numpy(dtype=object), "pid": "",
+        "name": first["full_name"].to_numpy(dtype=object),
+        "dob": _shown_dob(first["date_of_birth"], first["birth_year"]).to_numpy(dtype=object),
+        "sex": first["sex"].map(SEX_VI).fillna("").to_numpy(dtype=object),
+        "id": first["original_id_number"].fillna("").to_numpy(dtype=object),
+        "where": where.to_numpy(zero_copy_only=False),
+        "score": first["match_score"].astype(float).to_numpy(), "cands": cands, "agree": None,
+        "_case": np.arange(len(first)), "_line": -1})
+
+    case_of = np.repeat(np.arange(len(first)), [len(c) for c in cands])
+    pids = pd.Series([pid for c in cands for pid in c], dtype="string[pyarrow]")
+    rows = index.rows_of(pids, "person_id")
+    found = rows >= 0
+    case_of, pids, rows = case_of[found], pids[found].reset_index(drop=True), rows[found]
+    people = index.people.iloc[rows][["person_id", "old_id", "full_name", "date_of_birth", "birth_year", "sex"]]
+    people = people.reset_index(drop=True)
+    asked = first.iloc[case_of].reset_index(drop=True)
+    ids = people["person_id"].astype("string[pyarrow]")
+    ids = ids.where(people["old_id"].isna(), ids + " / " + people["old_id"].astype("string[pyarrow]"))
+    fields = (_agree(_folded_names(asked["full_name"].fillna("")), _folded_names(people["full_name"])),
+              _dob_agree(asked["date_of_birth"], asked["birth_year"], people["date_of_birth"], people["birth_year"]),
+              _agree(asked["sex"], people["sex"]),
+              _id_agree(asked["id_number"], people["person_id"], people["old_id"]))
+    agree = list(zip(*(f.tolist() for f in fields), strict=True))
+    candidates = pd.DataFrame({
+        "kind": CANDIDATE, "case": asked["case_key"].to_numpy(dtype=object), "pid": pids.to_numpy(dtype=object),
+        "name": people["full_name"].to_numpy(dtype=object),
+        "dob": _shown_dob(people["date_of_birth"], people["birth_year"]).to_numpy(dtype=object),
+        "sex": people["sex"].map(SEX_VI).fillna("").to_numpy(dtype=object), "id": ids.to_numpy(dtype=object),
+        "where": "", "score": None, "cands": [[] for _ in range(len(people))], "agree": agree,
+        "_case": case_of, "_line": np.arange(len(people))})
+    lines = pd.concat([persons, candidates], ignore_index=True)
+    lines = lines.sort_values(["_case", "_line"], kind="stable").drop(columns=["_case", "_line"])
+    return lines.reset_index(drop=True)
 
 
 def write_review(df: pd.DataFrame, province: str, path: Path, index: RegistryIndex) -> int:

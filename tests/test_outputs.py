@@ -198,13 +198,23 @@ def test_postgresql_state_store_round_trip():
     assert store.decisions("79")["Xpg"].decided_by == "tester"
 
 
-def test_review_lines_show_years_as_years():
-    from pipeline.review import _dob_agree, _year_text
+def test_review_lines_show_years_as_years_and_compare_each_field():
+    from pipeline.review import _agree, _dob_agree, _id_agree, _shown_dob, _year_text
 
-    assert _year_text(2016.0) == "2016"
-    row = pd.Series({"date_of_birth": None, "birth_year": 2016.0})
-    assert _dob_agree(row, pd.Series({"date_of_birth": pd.Timestamp("2016-05-20"), "birth_year": 2016})) == "khớp (năm)"
-    assert _dob_agree(row, pd.Series({"date_of_birth": pd.Timestamp("2015-05-20"), "birth_year": 2015})) == "khác"
+    assert _year_text(pd.Series([2016.0, None, 1985])).tolist() == ["2016", "", "1985"]
+    none, full = pd.Series([None, None], dtype="datetime64[s]"), pd.Series(pd.to_datetime(["2016-05-20", "2015-05-20"]))
+    assert _shown_dob(none, pd.Series([2016.0, None])).tolist() == ["2016", ""]
+    assert _shown_dob(full, pd.Series([2016, 2015])).tolist() == ["20/05/2016", "20/05/2015"]
+    assert _dob_agree(none, pd.Series([2016.0, 2016.0]), full, pd.Series([2016, 2015])).tolist() == ["khớp (năm)", "khác"]
+    assert _dob_agree(full, pd.Series([2016, 2016]), full.iloc[[0, 0]], pd.Series([2016, 2016])).tolist() == ["khớp", "khác"]
+    assert _dob_agree(none, pd.Series([None, None]), full, pd.Series([2016, 2015])).tolist() == ["?", "?"]
+    text = "string[pyarrow]"
+    assert _agree(pd.Series(["M", None, "F"], dtype=text), pd.Series(["M", "F", "M"], dtype=text)).tolist() == \
+        ["khớp", "?", "khác"]
+    written = pd.Series(["001085012345", "123456789", None, "079000000001"], dtype=text)
+    pid = pd.Series(["001085012345", "001085099999", "001085012345", "079000000002"], dtype=text)
+    old = pd.Series([None, "123456789", None, None], dtype=text)
+    assert _id_agree(written, pid, old).tolist() == ["khớp", "khớp", "?", "khác"]
 
 
 @pytest.mark.parametrize("per_slice", [100_000, 1])
@@ -273,3 +283,41 @@ def test_input_suite_checks_only_its_columns_and_still_fails_bad_files(tmp_path)
     assert failed == ["expect_column_values_to_match_regex id_number: 10"]   # half the rows: below mostly 0.95
     assert validator.run("input", "79-input-001", input_frame(raw.head(0).assign(full_name=pd.Series(dtype=object)),
                                                                columns)) == []
+
+
+def test_review_cases_list_each_case_then_its_registry_candidates_field_by_field():
+    """Cases in case-key order with every row's file and line; candidates in the linker's order,
+    one not in the registry left out; agreement worked by hand."""
+    from pipeline.link.index import build_index
+    from pipeline.review import CANDIDATE, PERSON, build_cases
+
+    from .test_link import REG
+
+    text = "string[pyarrow]"
+    rows = pd.DataFrame({
+        "status": ["review", "matched", "review", "review"],
+        "case_key": ["Xb", "Xa", "Xa", "Xb"],
+        "source_file": ["01/b.csv", "01/a.csv", "01/a.csv", "01/c.xlsx"], "source_row": [7, 2, 3, 9],
+        "candidate_ids": [["001190000003", "079190000004"], [], ["001080000001", "001999999999", "001212000002"],
+                          ["001190000003", "079190000004"]],
+        "full_name": pd.Series(["Lê Thị Lan", "x", "Nguyễn Văn Hung", "Lê Thị Lan"], dtype=text),
+        "date_of_birth": pd.to_datetime([None, None, "1980-05-04", None]),
+        "birth_year": pd.Series([1990, None, 1980, 1990], dtype="Int16"),
+        "sex": pd.Series(["F", None, "M", "F"], dtype=text),
+        "id_number": pd.Series([None, None, "012345671", None], dtype=text),
+        "original_id_number": pd.Series([None, None, "12345671", None], dtype=text),
+        "match_score": [0.5, 1.0, 0.75, 0.5]})
+    lines = build_cases(rows, build_index(REG))
+    assert lines["kind"].tolist() == [PERSON, CANDIDATE, CANDIDATE, PERSON, CANDIDATE, CANDIDATE]
+    assert lines["case"].tolist() == ["Xa"] * 3 + ["Xb"] * 3
+    assert lines["pid"].tolist() == ["", "001080000001", "001212000002", "", "001190000003", "079190000004"]
+    person_a, person_b = lines.iloc[0], lines.iloc[3]
+    assert (person_a["where"], person_a["dob"], person_a["sex"], person_a["id"], person_a["score"]) == \
+        ("01/a.csv dòng 3", "04/05/1980", "Nam", "12345671", 0.75)
+    assert person_a["cands"] == ["001080000001", "001999999999", "001212000002"]
+    assert (person_b["where"], person_b["dob"], person_b["id"]) == ("01/b.csv dòng 7; 01/c.xlsx dòng 9", "1990", "")
+    assert lines.iloc[1][["name", "dob", "id"]].tolist() == ["Nguyễn Văn Hưng", "04/05/1980", "001080000001 / 012345671"]
+    assert lines.iloc[1]["agree"] == ("khớp", "khớp", "khớp", "khớp")       # folded names, the old ID
+    assert lines.iloc[2]["agree"] == ("khớp", "khác", "khớp", "khác")       # Hùng folds to Hung
+    assert lines.iloc[4]["agree"] == ("khớp", "khớp (năm)", "khớp", "?")    # year only; no ID written
+    assert build_cases(rows[rows["status"] == "matched"], build_index(REG)).empty
