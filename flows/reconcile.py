@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -344,6 +345,9 @@ def dose_checks(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date)
         joined = pc.binary_join(table.column(0), ",").to_pandas()  # one string per row, no Python loop
         hashed = pd.util.hash_pandas_object(joined, index=False).to_numpy()
         digests[code] = hashlib.blake2b(hashed.tobytes(), digest_size=16).hexdigest()
+    flagged = {k: int(np.count_nonzero(v)) for k, v in flags.items()}
+    log.info("dose checks: %d rows of %d provinces; rows flagged: %s", len(allrows), len(codes),
+             ", ".join(f"{k} {n}" for k, n in flagged.items()) or "none")
     return digests
 
 
@@ -417,4 +421,7 @@ def finish_province(prepared: ProvinceRun, out: Path, rules_dir: Path, registry:
     run.rows_by_code = {c: int(counts.get(c, 0)) for c in ALL_CODES}
     run.fingerprint, run.computed_in = fingerprint, run_id
     write_json(run.to_json(), work_dir(out, code) / "finish.json")   # last: marks the outputs complete
+    log.info("province %s: %d rows validated and written (%s); %d review cases; %.1f s", code, len(df),
+             ", ".join(f"{s} {n}" for s, n in run.rows_by_status.items()), run.review_cases,
+             run.stage_seconds["validate"] + run.stage_seconds["write"])
     return run

@@ -134,6 +134,22 @@ def test_a_transient_error_is_retried(tmp_path, monkeypatch):
     assert len(calls) == 2 and result["provinces"]["66"]["status"] == "ok" and result["exit_code"] == 0
 
 
+def test_each_stage_logs_its_progress_with_counts(tmp_path, caplog):
+    import logging
+
+    exports, out = _exports(tmp_path), tmp_path / "out"
+    with caplog.at_level(logging.INFO, logger="vaxrecon"):
+        summary = _run(exports, out)
+    rows = {c: p["rows"] for c, p in summary["provinces"].items()}
+    assert all(n > 0 for n in rows.values())
+    for code, n in rows.items():
+        assert f"province {code}: {n} rows read from" in caplog.text                  # stage 1
+        review = summary["provinces"][code]["review_cases"]
+        written = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"province {code}: {n} rows validated")]
+        assert len(written) == 1 and f"; {review} review cases;" in written[0]       # stage 3
+    assert f"dose checks: {sum(rows.values())} rows of 2 provinces; rows flagged: DOSE_DUPLICATE" in caplog.text
+
+
 def test_transient_errors_are_told_from_bad_data():
     assert is_transient(OSError("disk")) and is_transient(MemoryError()) and is_transient(TimeoutError())
     assert not is_transient(ValueError("bad value")) and not is_transient(RuntimeError("expectations failed"))
