@@ -124,7 +124,7 @@ def build_cases(df: pd.DataFrame, index: RegistryIndex) -> pd.DataFrame:
     asked = first.iloc[case_of].reset_index(drop=True)
     ids = people["person_id"].astype("string[pyarrow]")
     ids = ids.where(people["old_id"].isna(), ids + " / " + people["old_id"].astype("string[pyarrow]"))
-    fields = (_agree(_folded_names(asked["full_name"].fillna("")), _folded_names(people["full_name"])),
+    fields = (_agree(_folded_names(asked["full_name"]), _folded_names(people["full_name"])),
               _dob_agree(asked["date_of_birth"], asked["birth_year"], people["date_of_birth"], people["birth_year"]),
               _agree(asked["sex"], people["sex"]),
               _id_agree(asked["id_number"], people["person_id"], people["old_id"]))

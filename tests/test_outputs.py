@@ -321,3 +321,5 @@ def test_review_cases_list_each_case_then_its_registry_candidates_field_by_field
     assert lines.iloc[2]["agree"] == ("khớp", "khác", "khớp", "khác")       # Hùng folds to Hung
     assert lines.iloc[4]["agree"] == ("khớp", "khớp (năm)", "khớp", "?")    # year only; no ID written
     assert build_cases(rows[rows["status"] == "matched"], build_index(REG)).empty
+    nameless = build_cases(rows.assign(full_name=pd.Series([pd.NA] * 4, dtype=text)), build_index(REG))
+    assert [a[0] for a in nameless["agree"].dropna()] == ["?"] * 4, "no name to compare: '?', not 'khác'"
