@@ -103,7 +103,7 @@ def build_cases(df: pd.DataFrame, index: RegistryIndex) -> pd.DataFrame:
              + rev["source_row"].astype("Int64").astype("string[pyarrow]"))
     offsets = pa.array(np.r_[starts, len(rev)].astype(np.int32))
     where = pc.binary_join(pa.ListArray.from_arrays(offsets, pa.array(spots.array, type=pa.string())), "; ")
-    cands = [list(c) for c in first["candidate_ids"]]
+    cands = [list(c) if c is not None else [] for c in first["candidate_ids"]]
     persons = pd.DataFrame({
         "kind": PERSON, "case": first["case_key"].to_numpy(dtype=object), "pid": "",
         "name": first["full_name"].to_numpy(dtype=object),

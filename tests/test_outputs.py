@@ -323,3 +323,7 @@ def test_review_cases_list_each_case_then_its_registry_candidates_field_by_field
     assert build_cases(rows[rows["status"] == "matched"], build_index(REG)).empty
     nameless = build_cases(rows.assign(full_name=pd.Series([pd.NA] * 4, dtype=text)), build_index(REG))
     assert [a[0] for a in nameless["agree"].dropna()] == ["?"] * 4, "no name to compare: '?', not 'khác'"
+    no_list = rows.copy()
+    no_list["candidate_ids"] = [None, [], ["001080000001"], None]
+    lines = build_cases(no_list, build_index(REG))
+    assert lines["kind"].tolist() == [PERSON, CANDIDATE, PERSON] and lines.iloc[2]["cands"] == []
