@@ -29,6 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from pipeline.text import arrow_text
+
 MAX_ROWS = 1_048_576            # rows in an Excel sheet, the header row included
 EXCEL_EPOCH = dt.date(1899, 12, 30)
 _FORMULA_RE = "^[=+\\-@\t\r\n]"
@@ -59,7 +61,7 @@ def to_arrow(values: pd.Series, kind: str) -> pa.Array:
     if kind == "date":
         stamps = pd.to_datetime(values, errors="coerce")
         return pa.array(stamps.astype("datetime64[s]"), type=pa.timestamp("s")).cast(pa.date32())
-    return pa.array(values.astype("string[pyarrow]").array, type=pa.string()) if len(values) else pa.array([], pa.string())
+    return arrow_text(values)
 
 
 def safe_strings(values: pa.Array) -> pa.Array:

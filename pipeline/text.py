@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 # Vietnamese tone marks (combining) and vowel-quality marks.
 TONE_MARKS = "\u0300\u0301\u0303\u0309\u0323"
@@ -37,6 +41,16 @@ def fold_series(values: pd.Series) -> pd.Series:
     # escapes to Python's `re`, one value at a time, instead of Arrow's RE2 kernel.
     s = s.str.normalize("NFD").str.replace("[\u0300-\u036f]", "", regex=True)
     return s
+
+
+def arrow_text(values: pd.Series) -> pa.Array:
+    """A column's text as one contiguous Arrow string array, nulls kept."""
+    import pyarrow as pa
+
+    if not len(values):
+        return pa.array([], pa.string())
+    arr = pa.array(values.astype("string[pyarrow]").array, type=pa.string())
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
 
 def regex_replace(values: pd.Series, pattern: str, replacement: str) -> pd.Series:

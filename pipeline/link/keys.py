@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.text import fold_series, squeeze_spaces
+from pipeline.text import arrow_text, fold_series, squeeze_spaces
 
 
 def codes_in(dictionary: pd.Index, values: pd.Series) -> np.ndarray:
@@ -16,8 +16,7 @@ def codes_in(dictionary: pd.Index, values: pd.Series) -> np.ndarray:
     Only the distinct values are looked up: Arrow finds them, and a province's names, places and
     name parts repeat, so far fewer strings become Python objects to hash.
     """
-    arr = pa.array(values.astype("string[pyarrow]").array)
-    encoded = pc.dictionary_encode(arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr)
+    encoded = pc.dictionary_encode(arrow_text(values))
     found = dictionary.get_indexer(encoded.dictionary.to_numpy(zero_copy_only=False)).astype(np.int64)
     positions = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
     return np.where(positions >= 0, found[np.maximum(positions, 0)] if len(found) else -1, -1)
@@ -26,8 +25,7 @@ def codes_in(dictionary: pd.Index, values: pd.Series) -> np.ndarray:
 def sorted_words(values: pd.Series) -> pd.Series:
     """Each text's words in code-point order, joined by single spaces: `" ".join(sorted(v.split()))`,
     by Arrow (split, one sort of every word by text and owner, join), not value by value."""
-    squeezed = pa.array(squeeze_spaces(values).array, type=pa.string())
-    lists = pc.split_pattern(squeezed.combine_chunks() if isinstance(squeezed, pa.ChunkedArray) else squeezed, " ")
+    lists = pc.split_pattern(arrow_text(squeeze_spaces(values)), " ")
     words = pc.list_flatten(lists)
     owner = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
     rank, _ = pd.factorize(pd.Series(words, dtype="string[pyarrow]"), sort=True)   # UTF-8 order: code points
@@ -79,7 +77,7 @@ def place_key(district: pd.Series, ward: pd.Series) -> pd.Series:
 def digit_key(values: pd.Series, null: int = -2, other: int = -2) -> np.ndarray:
     """value * 16 + length of strings of 1-15 digits (equal keys: equal strings); `null` where
     missing, `other` where not such a string. Parsed by Arrow, not value by value."""
-    arr = pa.array(values.astype("string[pyarrow]").array, type=pa.string()) if len(values) else pa.array([], pa.string())
+    arr = arrow_text(values)
     ok = pc.fill_null(pc.match_substring_regex(arr, "^[0-9]{1,15}$"), False)
     digits = pc.if_else(ok, arr, pa.scalar(None, pa.string()))
     number = pc.cast(digits, pa.int64())
