@@ -69,6 +69,25 @@ def test_digit_keys_keep_leading_zeros_and_refuse_other_text():
     assert keys[6] == 123456789012 * 16 + 12
 
 
+def _digit_key_by_text(value: str | None, null: int, other: int) -> int:
+    if value is None:
+        return null
+    if re.fullmatch("[0-9]{1,15}", value):
+        return int(value) * 16 + len(value)
+    return other
+
+
+@given(st.lists(st.one_of(st.none(), st.text(alphabet="0123456789", max_size=17),
+                          st.text(alphabet="0123456789 +-.eE\u0663\u00b2\uff11a\n", max_size=17), st.text(max_size=6)),
+                max_size=40))
+def test_digit_key_agrees_with_the_text_definition(values):
+    """ASCII digits only (not Arabic-Indic, superscript or full-width ones), 1 to 15 of them, no sign,
+    space or exponent; leading zeros kept apart by the length."""
+    got = digit_key(pd.Series(values, dtype="string[pyarrow]"), -5, -7)
+    assert got.tolist() == [_digit_key_by_text(v, -5, -7) for v in values]
+    assert digit_key(pd.Series(values, dtype=object), -5, -7).tolist() == got.tolist()
+
+
 def test_registry_rows_of_ids():
     index = build_index(REG)
     rows = index.rows_of(pd.Series(["001080000001", "079190000004", "999999999999", None, "0010800000O1"]), "person_id")

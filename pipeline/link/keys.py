@@ -76,11 +76,13 @@ def place_key(district: pd.Series, ward: pd.Series) -> pd.Series:
 
 def digit_key(values: pd.Series, null: int = -2, other: int = -2) -> np.ndarray:
     """value * 16 + length of strings of 1-15 digits (equal keys: equal strings); `null` where
-    missing, `other` where not such a string. Parsed by Arrow, not value by value."""
+    missing, `other` where not such a string. Parsed by Arrow, not value by value: a test of each
+    string's bytes and length (no regular expression), then one cast of the digit strings."""
     arr = arrow_text(values)
-    ok = pc.fill_null(pc.match_substring_regex(arr, "^[0-9]{1,15}$"), False)
-    digits = pc.if_else(ok, arr, pa.scalar(None, pa.string()))
-    number = pc.cast(digits, pa.int64())
-    key = pc.add(pc.multiply(number, 16), pc.cast(pc.utf8_length(digits), pa.int64()))
+    length = pc.binary_length(arr)
+    # ASCII digits only (not other scripts' digits), non-empty (ascii_is_decimal is false for "").
+    ok = pc.fill_null(pc.and_(pc.ascii_is_decimal(arr), pc.less_equal(length, 15)), False)
+    number = pc.cast(pc.if_else(ok, arr, pa.scalar("0", arr.type)), pa.int64())
+    key = pc.add(pc.multiply(number, 16), pc.cast(length, pa.int64()))
     fallback = np.where(arr.is_null().to_numpy(zero_copy_only=False), null, other).astype(np.int64)
     return np.where(ok.to_numpy(zero_copy_only=False), key.fill_null(0).to_numpy(zero_copy_only=False), fallback)
