@@ -220,8 +220,7 @@ def ingest_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules,
     checked_columns = suite_columns(validator.specs["input"]) if validator is not None else None
     files = export_files(exports / run.code)
     with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="read") as pool:
-        for k, (path, (outcome, seconds)) in enumerate(zip(files, pool.map(_read_timed, files, [rules] * len(files)),
-                                                           strict=True)):
+        for path, (outcome, seconds) in zip(files, pool.map(_read_timed, files, [rules] * len(files)), strict=True):
             rel = path.relative_to(exports).as_posix()
             if isinstance(outcome, IngestError):
                 quarantine(path, exports, out, str(outcome))
@@ -232,7 +231,8 @@ def ingest_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules,
             frame = outcome.frame
             if validator is not None:
                 t0 = time.perf_counter()
-                failed = validator.run("input", f"{run.code}-input-{k:03d}", input_frame(frame, checked_columns))
+                failed = validator.run("input", f"{run.code}-input", input_frame(frame, checked_columns),
+                                       batch=path.relative_to(exports / run.code).as_posix())
                 _count(run.ingest_by_kind, "input_suite", len(frame), time.perf_counter() - t0)
                 run.validation_failures += [f"{rel}: {f}" for f in failed]
             frame.insert(0, "source_file", rel)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+from urllib.parse import unquote
 
 import openpyxl
 import pandas as pd
@@ -279,10 +281,19 @@ def test_input_suite_checks_only_its_columns_and_still_fails_bad_files(tmp_path)
     checked = input_frame(raw, columns)
     assert list(checked.columns) == ["full_name", "id_number", "date_of_birth", "dose_date"]
     validator = Validator(tmp_path / "pages", specs)
-    failed = validator.run("input", "79-input-000", checked)
+    # One province's files share one validation; each file is judged alone and has its own page.
+    failed = validator.run("input", "79-input", checked, batch="Quận 1/Điểm tiêm số 2.csv")
     assert failed == ["expect_column_values_to_match_regex id_number: 10"]   # half the rows: below mostly 0.95
-    assert validator.run("input", "79-input-001", input_frame(raw.head(0).assign(full_name=pd.Series(dtype=object)),
-                                                               columns)) == []
+    assert validator.run("input", "79-input", checked.iloc[::2], batch="b.csv") == []
+    assert validator.run("input", "79-input", input_frame(raw.head(0).assign(full_name=pd.Series(dtype=object)),
+                                                          columns), batch="c.csv") == []
+    assert validator.failures == {"79-input Quận 1/Điểm tiêm số 2.csv": failed}
+    with pytest.raises(ValueError, match="79-input"):
+        validator.run("input", "79-input", checked, {"rows_read": 3}, batch="d.csv")
+    index = validator.build_docs().read_text(encoding="utf-8")
+    pages = {unquote(link) for link in re.findall(r'validations/[^"\']+?[.]html', index)}
+    assert {page.split("/")[2] for page in pages} == {"Quận 1 › Điểm tiêm số 2.csv", "b.csv", "c.csv"}
+    assert all((tmp_path / "pages" / page).is_file() for page in pages)
 
 
 def test_review_cases_list_each_case_then_its_registry_candidates_field_by_field():
