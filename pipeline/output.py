@@ -58,12 +58,28 @@ def replace_dir(fresh: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+_digests: dict[tuple[str, int, int, int, int], str] = {}
+MEMO_BYTES = 64 << 20
+
+
 def file_digest(path: Path) -> str:
-    """BLAKE2b of a file's content (hex), read in 1 MiB blocks."""
+    """BLAKE2b of a file's content (hex).
+
+    A file of 64 MiB or more is hashed once per process while its identity, size and modification
+    time stay the same: a run needs the registry's digest twice (the run's inputs, the prepared
+    index's name), and a 100-million registry takes seconds to hash. (Writing that much takes
+    longer than the clock step of file times, so two versions of such a file do not share one.)"""
     import hashlib
 
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "blake2b").hexdigest()[:32]
+    st = os.stat(path)
+    key = (str(Path(path).resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    digest = _digests.get(key)
+    if digest is None:
+        with open(path, "rb") as fh:
+            digest = hashlib.file_digest(fh, "blake2b").hexdigest()[:32]
+        if st.st_size >= MEMO_BYTES:
+            _digests[key] = digest
+    return digest
 
 
 def tree_digest(paths: list[Path], root: Path) -> str:

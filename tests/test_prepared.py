@@ -96,3 +96,30 @@ def test_another_pandas_version_gives_another_key(tmp_path, monkeypatch):
     before = cache_key([registry], rules)
     monkeypatch.setattr(pd, "__version__", "0.0.0-other")
     assert cache_key([registry], rules) != before
+
+
+def test_file_digest_hashes_a_large_file_once_and_sees_it_change(tmp_path, monkeypatch):
+    import hashlib
+
+    from pipeline import output
+
+    def digest_of(data: bytes) -> str:
+        return hashlib.blake2b(data).hexdigest()[:32]
+
+    calls = []
+    real = hashlib.file_digest
+    monkeypatch.setattr(hashlib, "file_digest", lambda fh, name: calls.append(name) or real(fh, name))
+    small = tmp_path / "rules.yaml"
+    for text in (b"threshold: 0.99\n", b"threshold: 0.98\n"):   # same size, rewritten at once: never remembered
+        small.write_bytes(text)
+        assert output.file_digest(small) == digest_of(text)
+    big = tmp_path / "registry.parquet"
+    data = bytearray(output.MEMO_BYTES)
+    big.write_bytes(data)
+    calls.clear()
+    assert output.file_digest(big) == output.file_digest(big) == digest_of(bytes(data))
+    assert len(calls) == 1
+    data[12345] = 1
+    big.write_bytes(data)                       # same size, new content
+    assert output.file_digest(big) == digest_of(bytes(data))
+    assert len(calls) == 2
