@@ -10,7 +10,7 @@ import pandas as pd
 
 from pipeline.normalize.distinct import by_distinct
 from pipeline.rules import Rules, default_rules
-from pipeline.text import fold_series
+from pipeline.text import extract, fold_series
 
 
 def _folded(values: pd.Series) -> pd.Series:
@@ -60,7 +60,7 @@ def normalize_dose_numbers(raw: pd.Series, rules: Rules | None = None) -> pd.Dat
     rules = rules or default_rules()
 
     def run(d: pd.Series) -> pd.DataFrame:
-        digits = pd.to_numeric(d.str.extract(r"([0-9]+)")[0], errors="coerce")
+        digits = pd.to_numeric(extract(d, r"(?P<digits>[0-9]+)")[0], errors="coerce")
         folded = fold_series(d).str.replace(r"[^a-z0-9 ]+", " ", regex=True)
         words = pd.Series(pd.NA, index=d.index, dtype="Float64")
         for phrase, number in sorted(rules.dose_number_words.items(), key=lambda kv: -len(kv[0])):

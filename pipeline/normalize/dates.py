@@ -14,12 +14,13 @@ import pandas as pd
 
 from pipeline.normalize.distinct import by_distinct
 from pipeline.rules import Rules, default_rules
+from pipeline.text import extract
 
-# [0-9], not \d: see pipeline.text.WHITESPACE.
-_DMY = r"^([0-9]{1,2})[/.\-]([0-9]{1,2})[/.\-]([0-9]{4})$"
-_YMD = r"^([0-9]{4})[/.\-]([0-9]{1,2})[/.\-]([0-9]{1,2})$"
-_DMYY = r"^([0-9]{1,2})[/.\-]([0-9]{1,2})[/.\-]([0-9]{2})$"
-_NUMBER = r"^([0-9]+)(?:\.([0-9]+))?$"
+# [0-9], not \d: see pipeline.text.WHITESPACE. Named groups: extracted by Arrow (pipeline.text.extract).
+_DMY = r"^(?P<a>[0-9]{1,2})[/.\-](?P<b>[0-9]{1,2})[/.\-](?P<c>[0-9]{4})$"
+_YMD = r"^(?P<a>[0-9]{4})[/.\-](?P<b>[0-9]{1,2})[/.\-](?P<c>[0-9]{1,2})$"
+_DMYY = r"^(?P<a>[0-9]{1,2})[/.\-](?P<b>[0-9]{1,2})[/.\-](?P<c>[0-9]{2})$"
+_NUMBER = r"^(?P<whole>[0-9]+)(?:\.(?P<fraction>[0-9]+))?$"
 
 
 def _parts(s: pd.Series, run_year: int) -> pd.DataFrame:
@@ -29,7 +30,7 @@ def _parts(s: pd.Series, run_year: int) -> pd.DataFrame:
     for pattern, order, label in ((_DMY, ("day", "month", "year"), "dmy"),
                                   (_YMD, ("year", "month", "day"), "ymd"),
                                   (_DMYY, ("day", "month", "year"), "dmyy")):
-        m = s.str.extract(pattern)
+        m = extract(s, pattern)
         hit = m[0].notna() & fmt.isna()
         for i, col in enumerate(order):
             d.loc[hit, col] = pd.to_numeric(m.loc[hit, i]).astype("Float64")
@@ -52,7 +53,7 @@ def parse_dates(values: pd.Series, rules: Rules | None = None, *, run_date: dt.d
     s = values.astype("string[pyarrow]").str.strip().str.replace(r"[ T]00:00(:00)?(\.0+)?$", "", regex=True)
     s = s.mask(s == "")
     parts = _parts(s, run_date.year)
-    num = s.str.extract(_NUMBER)
+    num = extract(s, _NUMBER)
     is_num = num[0].notna() & parts["fmt"].isna()
     whole = pd.to_numeric(num[0], errors="coerce")
     bare_year = is_num & whole.between(rules.bare_year_min, rules.bare_year_max) & num[1].fillna("0").str.fullmatch("0+")

@@ -6,9 +6,9 @@ import pandas as pd
 
 from pipeline.normalize.distinct import by_distinct
 from pipeline.rules import Rules, default_rules
-from pipeline.text import WHITESPACE, regex_replace
+from pipeline.text import WHITESPACE, extract, regex_replace
 
-_SCI = r"^(\d)(?:[.,](\d+))?[eE]\+?(\d+)$"
+_SCI = r"^(?P<lead>[0-9])(?:[.,](?P<fraction>[0-9]+))?[eE]\+?(?P<exponent>[0-9]+)$"
 # One digit repeated (000000000, 111111111111): alternations, not a backreference, so that the
 # match runs in Arrow's RE2 kernel rather than Python's re, row by row.
 _ONE_DIGIT = "(?:" + "|".join(f"{d}+" for d in range(10)) + ")"
@@ -20,8 +20,7 @@ def _repair(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Digits after undoing spreadsheet damage, and the reason where none can be had."""
     s = s.str.strip().str.lstrip("'").str.replace(WHITESPACE + "+", "", regex=True)
     reason = pd.Series(pd.NA, index=s.index, dtype="string[pyarrow]")
-    maybe = s.str.contains("[eE]", regex=True).fillna(False).to_numpy(dtype=bool)  # extract runs in Python
-    sci = s[maybe].str.extract(_SCI).reindex(s.index)
+    sci = extract(s, _SCI)
     is_sci = sci[0].notna()
     frac = sci[1].fillna("")
     exp = pd.to_numeric(sci[2], errors="coerce").fillna(0).astype(int)
