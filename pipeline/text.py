@@ -99,8 +99,9 @@ def extract(values: pd.Series, pattern: str) -> pd.DataFrame:
     import pyarrow.compute as pc
 
     arr = arrow_text(values)
-    names = re.compile(pattern).groupindex
-    if not names or len(names) != re.compile(pattern).groups:
+    compiled = re.compile(pattern)
+    names = compiled.groupindex
+    if not names or len(names) != compiled.groups:
         raise ValueError(f"every group of {pattern!r} must be named")
     matched = pc.extract_regex(arr, pattern=pattern)
     columns = {}

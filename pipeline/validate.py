@@ -93,7 +93,7 @@ class Validator:
         `batch` names one of several frames validated under the same `name` (a province's export
         files): the suite, asset and validation definition are then built once for all of them and
         each frame's result gets its own page, titled `batch`. Re-creating them per file cost about
-        a third of the input suite's time."""
+        a quarter of the input suite's time (0.17 against 0.13 s a file)."""
         import great_expectations as gx
         from great_expectations.core.run_identifier import RunIdentifier
 
