@@ -68,7 +68,6 @@ class Validator:
 
     docs_dir: Path
     specs: dict[str, SuiteSpec]
-    failures: dict[str, list[str]] = field(default_factory=dict)
     _definitions: dict[str, tuple[Any, dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -113,8 +112,6 @@ class Validator:
                               run_id=RunIdentifier(run_name=page_title(batch)) if batch is not None else None)
         failed = [f"{_describe(r.expectation_config)}: {r.result.get('unexpected_count', r.result.get('observed_value'))}"
                   for r in result.results if not r.success]
-        if failed:
-            self.failures[name if batch is None else f"{name} {batch}"] = failed
         return failed
 
     def build_docs(self) -> Path:

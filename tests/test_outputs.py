@@ -287,7 +287,6 @@ def test_input_suite_checks_only_its_columns_and_still_fails_bad_files(tmp_path)
     assert validator.run("input", "79-input", checked.iloc[::2], batch="b.csv") == []
     assert validator.run("input", "79-input", input_frame(raw.head(0).assign(full_name=pd.Series(dtype=object)),
                                                           columns), batch="c.csv") == []
-    assert validator.failures == {"79-input Quận 1/Điểm tiêm số 2.csv": failed}
     with pytest.raises(ValueError, match="79-input"):
         validator.run("input", "79-input", checked, {"rows_read": 3}, batch="d.csv")
     index = validator.build_docs().read_text(encoding="utf-8")
