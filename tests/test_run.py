@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from pipeline.evaluate import compare, load_corrected
 from pipeline.rules import ALL_CODES, PERSON_CODES, STATUSES
 
-from .conftest import SAMPLE
+from .conftest import RUN_DATE, SAMPLE
 
 CONTRACT_TYPES = {
     "source_file": pa.string(), "source_row": pa.int64(), "province_code": pa.string(), "status": pa.string(),
@@ -113,15 +113,12 @@ def test_run_json_summarises_without_personal_data(sample_run):
 def test_same_inputs_give_the_same_corrected_contents(sample_run, tmp_path):
     from pipeline.cli import main
 
-    from .conftest import RUN_DATE
-
     _, out = sample_run
     again = tmp_path / "again"
     main(["run", "--registry", str(SAMPLE / "registry.parquet"), "--exports", str(SAMPLE / "exports"),
           "--out", str(again), "--run-date", RUN_DATE.isoformat()])
     for code in ("01", "66", "79"):
         assert pq.read_table(again / "corrected" / f"{code}.parquet").equals(pq.read_table(out / "corrected" / f"{code}.parquet"))
-
 
 def test_usage_errors_and_unreadable_registry(tmp_path):
     from pipeline.cli import main
@@ -131,7 +128,6 @@ def test_usage_errors_and_unreadable_registry(tmp_path):
                  "--out", str(tmp_path / "o")]) == 1
     assert main(["run", "--registry", str(SAMPLE / "registry.parquet"), "--exports", str(tmp_path / "none"),
                  "--out", str(tmp_path / "o")]) == 2
-
 
 def test_relative_output_folder(tmp_path, monkeypatch):
     """`make demo` passes a relative --out: every writer must cope."""
@@ -143,3 +139,34 @@ def test_relative_output_folder(tmp_path, monkeypatch):
     assert code == 0
     assert (tmp_path / "out" / "demo" / "validation" / "index.html").exists()
     assert (tmp_path / "out" / "demo" / "corrected" / "66.parquet").exists()
+
+def test_a_province_without_readable_rows_still_gets_its_outputs(tmp_path):
+    """A province whose only file is unreadable, and one whose folder is empty: each gets an
+    empty corrected file with the contract's schema, a report and a run.json entry, and neither
+    fails (the exit status says only that a file was quarantined)."""
+    import shutil
+
+    from pipeline.cli import main
+
+    exports = tmp_path / "exports"
+    (exports / "01").mkdir(parents=True)
+    shutil.copy(SAMPLE / "exports" / "01" / "zz_file_hong.xlsx", exports / "01")
+    (exports / "48").mkdir()
+    shutil.copytree(SAMPLE / "exports" / "66", exports / "66")
+    out = tmp_path / "out"
+    code = main(["run", "--registry", str(SAMPLE / "registry.parquet"), "--exports", str(exports),
+                 "--out", str(out), "--run-date", RUN_DATE.isoformat()])
+    assert code == 3    # the quarantined file; no province failed
+    summary = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    for province in ("01", "48"):
+        entry = summary["provinces"][province]
+        assert entry["error"] is None, entry["error"]
+        assert entry["rows"] == 0 and entry["files_read"] == []
+        assert sum(entry["rows_by_status"].values()) == 0
+        table = pq.read_table(out / "corrected" / f"{province}.parquet")
+        assert table.num_rows == 0
+        for column, kind in CONTRACT_TYPES.items():
+            assert table.schema.field(column).type == kind, (province, column)
+        assert list((out / "reports" / province).glob("*.xlsx")), province
+    assert [q["file"] for q in summary["provinces"]["01"]["files_quarantined"]] == ["01/zz_file_hong.xlsx"]
+    assert pq.read_table(out / "corrected" / "66.parquet").num_rows == summary["provinces"]["66"]["rows"] > 0

@@ -65,6 +65,8 @@ def place_key(district: pd.Series, ward: pd.Series) -> pd.Series:
     null = "\x00"  # stands for a missing part inside the pair's text; no name contains it
     pair = district.astype("string[pyarrow]").fillna(null) + "\x1f" + ward.astype("string[pyarrow]").fillna(null)
     codes, uniques = pd.factorize(pair)
+    if not len(uniques):    # no rows: `split(expand=True)` would give no columns at all
+        return pd.Series(pd.NA, index=district.index, dtype="string[pyarrow]")
     parts = pd.Series(uniques, dtype="string[pyarrow]").str.split("\x1f", n=1, expand=True)
     d = fold_series(parts[0].replace(null, pd.NA)).str.replace(r"[^a-z0-9]", "", regex=True)
     w = fold_series(parts[1].replace(null, pd.NA)).str.replace(r"[^a-z0-9]", "", regex=True)
