@@ -13,7 +13,7 @@ from pipeline.reconcile import assemble, link, normalise
 RUN = dt.date(2022, 6, 1)
 
 
-def registry(rows):
+def registry(rows, filler: int = 3000):
     cols = ["person_id", "old_id", "full_name", "date_of_birth", "birth_year", "sex", "province_code",
             "district", "ward", "household_id", "phone"]
     reg = pd.DataFrame(rows, columns=cols)
@@ -26,7 +26,7 @@ def registry(rows):
     family = ["Trần", "Phạm", "Vũ", "Bùi", "Đỗ", "Hồ", "Ngô", "Dương"]
     filler = [(f"0010{50 + i % 60:02d}{i:06d}", None, f"{family[i % 8]} Văn {given[(i // 8) % 12]}",
                f"{1950 + i % 60}-{1 + i % 12:02d}-{1 + i % 28:02d}", 1950 + i % 60, "M", "01", "Quận 1",
-               f"Phường {i % 20}", f"HKF{i}", None) for i in range(3000)]
+               f"Phường {i % 20}", f"HKF{i}", None) for i in range(filler)]
     fill = pd.DataFrame(filler, columns=cols)
     fill["date_of_birth"] = pd.to_datetime(fill["date_of_birth"]).astype("datetime64[s]")
     fill["birth_year"] = fill["birth_year"].astype("Int16")
@@ -42,7 +42,7 @@ REG = registry([
 ])
 
 
-def run_rows(rows):
+def run_rows(rows, reg: pd.DataFrame = REG):
     cols = ["full_name", "date_of_birth", "sex", "id_number", "phone", "ward"]
     raw = pd.DataFrame(rows, columns=cols)
     raw["district"] = "Quận 2"
@@ -51,7 +51,7 @@ def run_rows(rows):
     raw = raw.astype("string[pyarrow]")
     raw["source_file"] = "01/t.csv"
     raw["source_row"] = range(2, 2 + len(raw))
-    index = build_index(REG)
+    index = build_index(reg)
     from pipeline.rules import default_rules
 
     rules = default_rules()
@@ -123,3 +123,34 @@ def test_birth_date_agreement_is_measured_within_name_groups():
                            "dob": pd.to_datetime(["2000-01-01", "2000-01-01", "1990-05-05", "1980-01-01", None])})
     # name a: 3 pairs, 1 shares a date; name b: 1 pair, none (one date unknown)
     assert _pair_agreement_within(people, "name", "dob") == 1 / 4
+
+
+def _small_registry() -> pd.DataFrame:
+    """The five people above and 95 of the sample registry's people: 100 in all."""
+    from .conftest import SAMPLE
+
+    sample = pd.read_parquet(SAMPLE / "registry.parquet").head(95)
+    sample["date_of_birth"] = pd.to_datetime(sample["date_of_birth"]).astype("datetime64[s]")
+    head = REG.head(5)
+    return pd.concat([head, sample[head.columns].astype(head.dtypes.to_dict())], ignore_index=True)
+
+
+SMALL = _small_registry()
+
+
+def test_a_registry_of_a_hundred_people_links_clear_cases_and_keeps_namesakes_apart():
+    """The null weight grows with the registry (log2 N * absent / (1 - absent)); with 100 people a
+    clear case must still be linked, and namesakes born the same day still need an ID."""
+    assert len(SMALL) == 100
+    out = run_rows([
+        ("Nguyen Van Hung", "04/05/1980", "Nam", "001080000001", None, "Phường 1"),   # no diacritics
+        ("ĐOÀN THỊ MAI", "03/11/1975", "Nữ", "1175000005", None, None),               # ID lost its zeros
+        ("Đoàn Thị Mai", "03/11/1975", "Nữ", None, None, None),                       # no ID
+        ("Lê Thị Lan", "14/02/1990", "Nữ", None, None, None),                         # two namesakes
+        ("Đoàn Thị Mai", "03/11/1975", "Nữ", "079175123456", None, None),             # someone else's ID
+    ], SMALL)
+    assert out["status"].tolist()[:3] == ["corrected", "matched", "corrected"], out[["status", "match_score"]]
+    assert out["person_id"].tolist()[:3] == ["001080000001", "001175000005", "001175000005"]
+    assert out["codes"][0] == ["NAME_DIACRITICS"] and out["codes"][2] == ["ID_MISSING"]
+    assert out["status"][3] == "review" and sorted(out["candidate_ids"][3]) == ["001190000003", "079190000004"]
+    assert out["status"][4] not in ("matched", "corrected")
