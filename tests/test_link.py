@@ -13,7 +13,7 @@ from pipeline.reconcile import assemble, link, normalise
 RUN = dt.date(2022, 6, 1)
 
 
-def registry(rows, filler: int = 3000):
+def registry(rows):
     cols = ["person_id", "old_id", "full_name", "date_of_birth", "birth_year", "sex", "province_code",
             "district", "ward", "household_id", "phone"]
     reg = pd.DataFrame(rows, columns=cols)
@@ -26,7 +26,7 @@ def registry(rows, filler: int = 3000):
     family = ["Trần", "Phạm", "Vũ", "Bùi", "Đỗ", "Hồ", "Ngô", "Dương"]
     filler = [(f"0010{50 + i % 60:02d}{i:06d}", None, f"{family[i % 8]} Văn {given[(i // 8) % 12]}",
                f"{1950 + i % 60}-{1 + i % 12:02d}-{1 + i % 28:02d}", 1950 + i % 60, "M", "01", "Quận 1",
-               f"Phường {i % 20}", f"HKF{i}", None) for i in range(filler)]
+               f"Phường {i % 20}", f"HKF{i}", None) for i in range(3000)]
     fill = pd.DataFrame(filler, columns=cols)
     fill["date_of_birth"] = pd.to_datetime(fill["date_of_birth"]).astype("datetime64[s]")
     fill["birth_year"] = fill["birth_year"].astype("Int16")
