@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import re
 import sys
@@ -12,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.link import candidates
-from pipeline.link.index import build_index
-from pipeline.link.keys import digit_key
+from pipeline.link.index import _swap, build_index
+from pipeline.link.keys import add_block_keys, digit_key
 from pipeline.link.profiles import combined_codes
 from pipeline.link.scoring import one_edit
 from pipeline.rules import default_rules
@@ -289,3 +290,30 @@ def test_take_text_takes_by_position_and_leaves_negative_positions_empty():
     assert take_text(values, np.array([2, -1, 1, 0])).tolist() == ["c", pd.NA, pd.NA, "a"]
     taken = take_text(pd.Index(values), np.array([0, -2]), pd.Index([7, 9]))
     assert taken.tolist() == ["a", pd.NA] and taken.index.tolist() == [7, 9] and taken.dtype == "string[pyarrow]"
+
+
+@given(st.lists(st.one_of(st.none(), st.dates(min_value=dt.date(1600, 1, 1), max_value=dt.date(2400, 12, 31))),
+                max_size=60))
+def test_swapped_birth_dates_agree_with_exchanging_day_and_month(values):
+    """`_swap` (calendar formulas on distinct day numbers) against datetime.date(y, d, m)."""
+    dob = pd.Series([pd.NaT if v is None else pd.Timestamp(v) for v in values], dtype="datetime64[s]")
+    want = [pd.NaT if v is None or v.day > 12 or v.day == v.month else pd.Timestamp(dt.date(v.year, v.day, v.month))
+            for v in values]
+    got = _swap(dob)
+    assert got.dtype == "datetime64[s]"
+    pd.testing.assert_series_equal(got, pd.Series(want, dtype="datetime64[s]"))
+
+
+def test_block_keys_are_taken_from_each_distinct_name():
+    frame = pd.DataFrame({"name_fold": pd.array(["van an nguyen", None, "le thi  b", "van an nguyen"],
+                                                dtype="string[pyarrow]"),
+                          "dob": pd.to_datetime(["1985-03-05", None, "2000-12-31", "1985-03-05"])},
+                         index=[10, 11, 12, 13])
+    out = add_block_keys(frame, "dob")
+    assert out["name_sorted"].tolist() == ["an nguyen van", pd.NA, "b le thi", "an nguyen van"]
+    assert out["name_joined"].tolist() == ["vanannguyen", pd.NA, "lethib", "vanannguyen"]
+    assert str(out["name_sorted"].dtype) == str(out["name_joined"].dtype) == "string"
+    assert out.index.tolist() == [10, 11, 12, 13]
+    assert out["dob_md"].tolist() == [305, pd.NA, 1231, 305]
+    empty = add_block_keys(frame.iloc[:0], "dob")
+    assert len(empty) == 0 and str(empty["name_joined"].dtype) == "string"

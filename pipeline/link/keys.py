@@ -39,14 +39,21 @@ def add_block_keys(frame: pd.DataFrame, dob_col: str) -> pd.DataFrame:
     """Add `name_sorted` (tokens sorted), `name_joined` (no spaces) and `dob_md` (month*100+day)."""
     fold = frame["name_fold"]
     codes, uniques = pd.factorize(fold)
-    sorted_names = sorted_words(pd.Series(uniques, dtype="string[pyarrow]"))
+    distinct = pd.Series(uniques, dtype="string[pyarrow]")
     frame = frame.copy()
-    frame["name_sorted"] = sorted_names.reindex(codes).to_numpy()
-    frame["name_sorted"] = frame["name_sorted"].astype("string[pyarrow]")
-    frame["name_joined"] = fold.str.replace(" ", "", regex=False)
+    # Each distinct name once, then taken per row by Arrow (no Python string per row).
+    frame["name_sorted"] = take_distinct(sorted_words(distinct), codes, frame.index)
+    frame["name_joined"] = take_distinct(distinct.str.replace(" ", "", regex=False), codes, frame.index)
     dob = frame[dob_col]
     frame["dob_md"] = (dob.dt.month * 100 + dob.dt.day).astype("Int32")
     return frame
+
+
+def take_distinct(distinct: pd.Series, codes: np.ndarray, index: pd.Index) -> pd.Series:
+    """`distinct` (Arrow text) at `codes` as Arrow text, null where a code is negative."""
+    arr = pa.array(distinct.array)
+    taken = arr.take(pa.array(codes, mask=codes < 0)) if len(arr) else pa.nulls(len(codes), pa.large_string())
+    return pd.Series(pd.array(taken, dtype="string[pyarrow]"), index=index)
 
 
 def add_id_halves(frame: pd.DataFrame, column: str, head: str, tail: str) -> pd.DataFrame:
