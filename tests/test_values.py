@@ -203,3 +203,12 @@ def test_arrow_extract_refuses_unnamed_groups():
 
     with pytest.raises(ValueError, match="named"):
         extract(pd.Series(["12"], dtype="string[pyarrow]"), r"(?P<a>[0-9])([0-9])")
+
+
+def test_a_vaccine_named_inside_a_longer_value_is_known_unless_two_are_named():
+    out = normalize_vaccines(pd.Series(["Astrazeneca (AZD1222)", "Vắc xin Pfizer", "SPIKEVAX - Moderna (mRNA)",
+                                        "Vaccine Vero Cell - Sinopharm", "COVID-19 vaccine Janssen (J&J)",
+                                        "AstraZeneca / Pfizer", "Sinovac CoronaVac", "Pfizerr", None]))
+    assert out["vaccine"].tolist()[:5] == ["AstraZeneca", "Pfizer", "Moderna", "Vero Cell", "Janssen"]
+    # two vaccines named, no vaccine of the catalogue, a misspelt brand not as a whole word, no value
+    assert out["vaccine"].iloc[5:].isna().all() and not out["vaccine_known"].iloc[5:].any()
