@@ -63,6 +63,30 @@ def regex_replace(values: pd.Series, pattern: str, replacement: str) -> pd.Serie
     return pd.Series(pd.array(out, dtype="string[pyarrow]"), index=values.index)
 
 
+# Invisible characters that copied text carries: the zero-width space separates words; the
+# zero-width (non-)joiners, the word joiner and a byte-order mark inside a cell separate nothing.
+# None of them is a cp1252 or Latin-1 character, so no legacy-font text loses a byte.
+_INVISIBLE = "[\u200b\u200c\u200d\u2060\ufeff]"
+
+
+def strip_invisible(values: pd.Series) -> pd.Series:
+    """Zero-width spaces as spaces, the other invisible characters removed (unchanged, and no
+    copy, where a column has none)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    arr = arrow_text(values)
+    data = arr.buffers()[2] if len(arr) else None
+    # Each of them is three UTF-8 bytes led by 0xE2 or 0xEF: a column without either byte (most
+    # of them) is returned after one scan of its bytes, with no regular expression.
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    if not ((raw == 0xE2).any() or (raw == 0xEF).any()):
+        return values
+    if not pc.any(pc.match_substring_regex(arr, _INVISIBLE)).as_py():
+        return values
+    return regex_replace(regex_replace(values, "\u200b", " "), _INVISIBLE, "")
+
+
 def squeeze_spaces(values: pd.Series) -> pd.Series:
     """Words joined by single spaces, no white space around: `" ".join(v.split())` by Arrow."""
     return regex_replace(regex_replace(values, f"^{WHITESPACE}+|{WHITESPACE}+$", ""), f"{WHITESPACE}+", " ")

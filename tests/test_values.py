@@ -212,3 +212,28 @@ def test_a_vaccine_named_inside_a_longer_value_is_known_unless_two_are_named():
     assert out["vaccine"].tolist()[:5] == ["AstraZeneca", "Pfizer", "Moderna", "Vero Cell", "Janssen"]
     # two vaccines named, no vaccine of the catalogue, a misspelt brand not as a whole word, no value
     assert out["vaccine"].iloc[5:].isna().all() and not out["vaccine_known"].iloc[5:].any()
+
+
+def test_invisible_characters_copied_into_cells_are_ignored():
+    """A zero-width space between words is a space; joiners, word joiners and a byte-order mark
+    inside a cell are nothing: the values read as if they were not there."""
+    import datetime as dt
+
+    from pipeline.normalize.records import normalize_exports
+
+    z, bom, zwj = "\u200b", "\ufeff", "\u200d"
+    raw = pd.DataFrame({
+        "full_name": [f"Đặng{z}Minh Khôi", f"{bom}Nguyễn Văn An", f"Lê Thị{zwj} Lan", "Trần An"],
+        "id_number": [f"079{z}203000111", f"{bom}079085001234", f"079085001234{z}", "079085001234"],
+        "date_of_birth": [f"14/07/2003{z}", f"{bom}05/03/1985", "05/03/1985", "05/03/1985"],
+        "dose_date": [f"{zwj}01/12/2021", "01/12/2021", "01/12/2021", "01/12/2021"],
+        "sex": [f"Nam{z}", "Nam", "Nữ", "Nam"], "phone": [f"0903{zwj}123456", None, None, None],
+        "vaccine": [f"Moderna{z}", "AZ", "AZ", "AZ"], "dose_number": [f"{bom}2", "1", "1", "1"],
+    }, dtype="string[pyarrow]")
+    out = normalize_exports(raw, run_date=dt.date(2026, 11, 26))
+    assert out["full_name"].tolist()[:3] == ["Đặng Minh Khôi", "Nguyễn Văn An", "Lê Thị Lan"]
+    assert out["id_number"].tolist() == ["079203000111", "079085001234", "079085001234", "079085001234"]
+    assert out["dob_date"].tolist()[:2] == [pd.Timestamp("2003-07-14"), pd.Timestamp("1985-03-05")]
+    assert out["dose_date"].iloc[0] == pd.Timestamp("2021-12-01")
+    assert out["sex"].iloc[0] == "M" and out["phone"].iloc[0] == "0903123456"
+    assert out["vaccine"].iloc[0] == "Moderna" and out["dose_number"].iloc[0] == 2
