@@ -29,6 +29,7 @@ from flows.reconcile import (
     dose_checks,
     finish_fingerprint,
     finish_province,
+    ignored_entries,
     list_provinces,
     prepare_province,
     province_fingerprint,
@@ -131,6 +132,12 @@ def nightly_reconciliation(registry: str | Path, exports: str | Path, out: str |
     run_id = store.start_run(started.isoformat(timespec="seconds"), run_date, people)
     codes = list_provinces(exports, provinces)
     log.info("run %d: %d provinces, registry of %d people, run date %s", run_id, len(codes), people, run_date)
+    ignored = ignored_entries(exports)
+    for name in ignored:
+        log.warning("%s in the exports folder is not a province folder (named by its 2-digit code): not read", name)
+    unknown = [c for c in codes if c not in rules_for(rules_dir).provinces]
+    for code in unknown:
+        log.warning("folder %s is not a province code of rules/provinces.csv: read as province %s", code, code)
 
     runs: dict[str, ProvinceRun] = {}
     futures: dict[str, PrefectFuture] = {}
@@ -164,12 +171,14 @@ def nightly_reconciliation(registry: str | Path, exports: str | Path, out: str |
     _gather(futures, runs)
     wait_for_writes()   # a registry index prepared by this run is on disk for the next one
     return _finish(store, run_id, started, run_date, registry, people, out, [runs[c] for c in codes], validate,
-                   dose_stage)
+                   dose_stage, ignored)
 
 
 def _finish(store: StateStore, run_id: int, started: dt.datetime, run_date: dt.date, registry: Path, people: int,
-            out: Path, runs: list[ProvinceRun], validate: bool, dose_stage: dict | None = None) -> dict[str, Any]:
-    """run.json, run history, validation index and the run's artifacts."""
+            out: Path, runs: list[ProvinceRun], validate: bool, dose_stage: dict | None = None,
+            ignored: list[str] | None = None) -> dict[str, Any]:
+    """run.json, run history, validation index and the run's artifacts. `ignored`: entries of the
+    exports folder that are no province folder (listed in run.json, never read)."""
     bad = any(r.error or r.files_quarantined for r in runs)
     exit_code = 3 if bad else 0
     summary: dict[str, Any] = {
@@ -181,6 +190,7 @@ def _finish(store: StateStore, run_id: int, started: dt.datetime, run_date: dt.d
         "exit_code": exit_code,
         "provinces": {r.code: r.summary() for r in runs},
         "dose_checks": dose_stage or {},
+        "not_read": ignored or [],
     }
     if validate:
         summary["validation"] = str(write_index(out / "validation", summary["provinces"]).relative_to(out))

@@ -140,6 +140,13 @@ def list_provinces(exports: Path, only: list[str] | None) -> list[str]:
     return [p for p in found if not only or p in only]
 
 
+def ignored_entries(exports: Path) -> list[str]:
+    """What sits in `exports` but is no province folder (a file, a folder not named by a 2-digit
+    code), hidden entries aside: none of it is read, so the run says so."""
+    return sorted(p.name + ("/" if p.is_dir() else "") for p in exports.iterdir()
+                  if not p.name.startswith((".", "~$")) and not (p.is_dir() and p.name.isdigit() and len(p.name) == 2))
+
+
 def export_files(folder: Path) -> list[Path]:
     """Files of a province folder (and its sub-folders), hidden files and temporaries skipped."""
     return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith((".", "~$")))

@@ -143,7 +143,8 @@ def test_relative_output_folder(tmp_path, monkeypatch):
 def test_a_province_without_readable_rows_still_gets_its_outputs(tmp_path):
     """A province whose only file is unreadable, and one whose folder is empty: each gets an
     empty corrected file with the contract's schema, a report and a run.json entry, and neither
-    fails (the exit status says only that a file was quarantined)."""
+    fails (the exit status says only that a file was quarantined). What is no province folder is
+    listed in run.json as not read."""
     import shutil
 
     from pipeline.cli import main
@@ -153,6 +154,11 @@ def test_a_province_without_readable_rows_still_gets_its_outputs(tmp_path):
     shutil.copy(SAMPLE / "exports" / "01" / "zz_file_hong.xlsx", exports / "01")
     (exports / "48").mkdir()
     shutil.copytree(SAMPLE / "exports" / "66", exports / "66")
+    # Not province folders: never read, but listed (a hidden file is not)
+    (exports / "HCM").mkdir()
+    shutil.copy(SAMPLE / "exports" / "79" / "diem_tiem_01_csv_utf-8.csv", exports / "HCM")
+    shutil.copy(SAMPLE / "exports" / "79" / "diem_tiem_01_csv_utf-8.csv", exports / "loose.csv")
+    (exports / ".DS_Store").write_bytes(b"x")
     out = tmp_path / "out"
     code = main(["run", "--registry", str(SAMPLE / "registry.parquet"), "--exports", str(exports),
                  "--out", str(out), "--run-date", RUN_DATE.isoformat()])
@@ -169,4 +175,6 @@ def test_a_province_without_readable_rows_still_gets_its_outputs(tmp_path):
             assert table.schema.field(column).type == kind, (province, column)
         assert list((out / "reports" / province).glob("*.xlsx")), province
     assert [q["file"] for q in summary["provinces"]["01"]["files_quarantined"]] == ["01/zz_file_hong.xlsx"]
+    assert sorted(summary["provinces"]) == ["01", "48", "66"]
+    assert summary["not_read"] == ["HCM/", "loose.csv"]
     assert pq.read_table(out / "corrected" / "66.parquet").num_rows == summary["provinces"]["66"]["rows"] > 0
