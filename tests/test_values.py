@@ -66,6 +66,12 @@ def test_personal_id_structure_is_decoded():
     ("31111", "1985-03-05", 1985, "day"),                # Excel serial
     ("1950", None, 1950, "year"),                        # a bare year, not 1 January
     ("1950.0", None, 1950, "year"),
+    # a time of day after the date is dropped: vaccination systems, Vietnamese Excel (SA / CH)
+    ("15/08/2021 09:35", "2021-08-15", 2021, "day"),
+    ("05/03/1985 12:00:00 SA", "1985-03-05", 1985, "day"),
+    ("5/3/1985 2:30:15 CH", "1985-03-05", 1985, "day"),
+    ("2021-08-15T09:35:12.5+07:00", "2021-08-15", 2021, "day"),
+    ("05.03.1985 0:00 AM", "1985-03-05", 1985, "day"),
 ])
 def test_dates_in_every_format(raw, date, year, precision):
     out = normalize_dates(pd.Series([raw]), run_date=RUN)
@@ -77,7 +83,8 @@ def test_dates_in_every_format(raw, date, year, precision):
 
 
 @pytest.mark.parametrize(("raw", "error"), [("31/02/1990", "impossible date"), ("13/13/2000", "impossible date"),
-                                             ("không rõ", "unreadable date")])
+                                             ("không rõ", "unreadable date"), ("10:30", "unreadable date"),
+                                             ("05/03/1985 25", "unreadable date")])
 def test_impossible_dates_are_rejected_with_a_reason(raw, error):
     out = normalize_dates(pd.Series([raw]), run_date=RUN)
     assert pd.isna(out["date"].iloc[0]) and pd.isna(out["year"].iloc[0])

@@ -14,9 +14,14 @@ import pandas as pd
 
 from pipeline.normalize.distinct import by_distinct
 from pipeline.rules import Rules, default_rules
-from pipeline.text import extract
+from pipeline.text import extract, regex_replace
 
 # [0-9], not \d: see pipeline.text.WHITESPACE. Named groups: extracted by Arrow (pipeline.text.extract).
+# A time of day after the date, as spreadsheets and vaccination systems write it (the date is what
+# counts): '15/08/2021 09:35', '05/03/1985 12:00:00 SA' (Vietnamese AM/PM: SA, CH),
+# '2021-08-15T09:35:12.5+07:00'.
+_TIME_OF_DAY = (r"(?:[ T]+[0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?"
+                r"(?: ?(?:[AaPp]\.?[Mm]\.?|SA|CH|sa|ch|Sa|Ch))?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)$")
 _DMY = r"^(?P<a>[0-9]{1,2})[/.\-](?P<b>[0-9]{1,2})[/.\-](?P<c>[0-9]{4})$"
 _YMD = r"^(?P<a>[0-9]{4})[/.\-](?P<b>[0-9]{1,2})[/.\-](?P<c>[0-9]{1,2})$"
 _DMYY = r"^(?P<a>[0-9]{1,2})[/.\-](?P<b>[0-9]{1,2})[/.\-](?P<c>[0-9]{2})$"
@@ -50,7 +55,7 @@ def parse_dates(values: pd.Series, rules: Rules | None = None, *, run_date: dt.d
     <= 12 and different) and `date_error` (why a non-empty value was not read).
     """
     rules = rules or default_rules()
-    s = values.astype("string[pyarrow]").str.strip().str.replace(r"[ T]00:00(:00)?(\.0+)?$", "", regex=True)
+    s = regex_replace(values.astype("string[pyarrow]").str.strip(), _TIME_OF_DAY, "")
     s = s.mask(s == "")
     parts = _parts(s, run_date.year)
     num = extract(s, _NUMBER)
