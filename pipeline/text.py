@@ -87,6 +87,21 @@ def strip_invisible(values: pd.Series) -> pd.Series:
     return regex_replace(regex_replace(values, "\u200b", " "), _INVISIBLE, "")
 
 
+def unwrap_excel_text(values: pd.Series) -> pd.Series:
+    """`="079085001234"` -> `079085001234`: the formula that CSV exports write so that Excel keeps
+    a number's leading zeros (a doubled quote inside stands for one). Unchanged, and no copy,
+    where a column has no '='."""
+    import numpy as np
+
+    arr = arrow_text(values)
+    data = arr.buffers()[2] if len(arr) else None
+    if data is None or not (np.frombuffer(data, dtype=np.uint8) == ord("=")).any():
+        return values
+    unwrapped = regex_replace(values, r'^\s*=\s*"((?:[^"]|"")*)"\s*$', r"\1")
+    changed = unwrapped.ne(values).fillna(False)
+    return unwrapped.where(~changed, unwrapped.str.replace('""', '"', regex=False))
+
+
 def squeeze_spaces(values: pd.Series) -> pd.Series:
     """Words joined by single spaces, no white space around: `" ".join(v.split())` by Arrow."""
     return regex_replace(regex_replace(values, f"^{WHITESPACE}+|{WHITESPACE}+$", ""), f"{WHITESPACE}+", " ")

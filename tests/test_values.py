@@ -244,3 +244,25 @@ def test_invisible_characters_copied_into_cells_are_ignored():
     assert out["dose_date"].iloc[0] == pd.Timestamp("2021-12-01")
     assert out["sex"].iloc[0] == "M" and out["phone"].iloc[0] == "0903123456"
     assert out["vaccine"].iloc[0] == "Moderna" and out["dose_number"].iloc[0] == 2
+
+
+def test_excel_text_formulas_in_csv_cells_are_unwrapped():
+    """CSV exports write ="079085001234" so that Excel keeps the leading zero: read the text."""
+    import datetime as dt
+
+    from pipeline.normalize.records import normalize_exports
+    from pipeline.text import unwrap_excel_text
+
+    raw = pd.DataFrame({
+        "full_name": ["Nguyễn Văn An", '="Lê Thị ""Lan"""'], "id_number": ['="079085001234"', ' = "001150000888" '],
+        "date_of_birth": ['="05/03/1985"', "1950"], "dose_date": ["01/12/2021", '="01/12/2021"'],
+        "sex": ["Nam", '="Nữ"'], "phone": ['="0903123456"', None], "vaccine": ["AZ", "AZ"], "dose_number": ['="2"', "1"],
+    }, dtype="string[pyarrow]")
+    out = normalize_exports(raw, run_date=dt.date(2026, 11, 26))
+    assert out["id_number"].tolist() == ["079085001234", "001150000888"]
+    assert out["dob_date"].iloc[0] == pd.Timestamp("1985-03-05") and out["dose_date"].iloc[1] == pd.Timestamp("2021-12-01")
+    assert out["sex"].tolist() == ["M", "F"] and out["phone"].iloc[0] == "0903123456"
+    assert out["dose_number"].iloc[0] == 2
+    # a formula that is not a quoted text, or an '=' inside a value, is left as it is
+    kept = pd.Series(["=SUM(A1:A3)", "x=1", '="a" & "b"', None], dtype="string[pyarrow]")
+    assert unwrap_excel_text(kept).tolist() == ["=SUM(A1:A3)", "x=1", '="a" & "b"', pd.NA]
