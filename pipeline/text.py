@@ -6,6 +6,7 @@ import re
 import unicodedata
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
@@ -63,6 +64,13 @@ def regex_replace(values: pd.Series, pattern: str, replacement: str) -> pd.Serie
     return pd.Series(pd.array(out, dtype="string[pyarrow]"), index=values.index)
 
 
+def _utf8_bytes(values: pd.Series) -> np.ndarray:
+    """The bytes of a column's text (uint8, no copy), to test cheaply whether a byte occurs."""
+    arr = arrow_text(values)
+    data = arr.buffers()[2] if len(arr) else None
+    return np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+
+
 # Invisible characters that copied text carries: the zero-width space separates words; the
 # zero-width (non-)joiners, the word joiner and a byte-order mark inside a cell separate nothing.
 # None of them is a cp1252 or Latin-1 character, so no legacy-font text loses a byte.
@@ -72,17 +80,14 @@ _INVISIBLE = "[\u200b\u200c\u200d\u2060\ufeff]"
 def strip_invisible(values: pd.Series) -> pd.Series:
     """Zero-width spaces as spaces, the other invisible characters removed (unchanged, and no
     copy, where a column has none)."""
-    import numpy as np
     import pyarrow.compute as pc
 
-    arr = arrow_text(values)
-    data = arr.buffers()[2] if len(arr) else None
     # Each of them is three UTF-8 bytes led by 0xE2 or 0xEF: a column without either byte (most
     # of them) is returned after one scan of its bytes, with no regular expression.
-    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    raw = _utf8_bytes(values)
     if not ((raw == 0xE2).any() or (raw == 0xEF).any()):
         return values
-    if not pc.any(pc.match_substring_regex(arr, _INVISIBLE)).as_py():
+    if not pc.any(pc.match_substring_regex(arrow_text(values), _INVISIBLE)).as_py():
         return values
     return regex_replace(regex_replace(values, "\u200b", " "), _INVISIBLE, "")
 
@@ -91,11 +96,7 @@ def unwrap_excel_text(values: pd.Series) -> pd.Series:
     """`="079085001234"` -> `079085001234`: the formula that CSV exports write so that Excel keeps
     a number's leading zeros (a doubled quote inside stands for one). Unchanged, and no copy,
     where a column has no '='."""
-    import numpy as np
-
-    arr = arrow_text(values)
-    data = arr.buffers()[2] if len(arr) else None
-    if data is None or not (np.frombuffer(data, dtype=np.uint8) == ord("=")).any():
+    if not (_utf8_bytes(values) == ord("=")).any():
         return values
     unwrapped = regex_replace(values, r'^\s*=\s*"((?:[^"]|"")*)"\s*$', r"\1")
     changed = unwrapped.ne(values).fillna(False)
@@ -112,7 +113,6 @@ def split_words(values: pd.Series, sep: str = " ") -> pd.Series:
 
     Equivalent to `values.str.split(sep).explode()` without the nulls and empty words.
     """
-    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
