@@ -144,6 +144,17 @@ def test_utf16_without_tabs_and_bom_detection(tmp_path, rules):
     assert res.frame["source_row"].tolist() == [2]
 
 
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_unicode_text_saved_without_a_byte_order_mark_is_read(tmp_path, rules, codec):
+    path = tmp_path / "u.txt"
+    text = "Họ và tên\tNgày sinh\tSố CMND/CCCD\r\nĐỗ Thị Hà\t1/2/1990\t001190000001\r\nLê Văn Ánh\t1990\t\r\n"
+    path.write_bytes(text.encode(codec))
+    res = read_export(path, rules)
+    assert res.encoding == f"{codec} (no byte-order mark)"
+    assert res.frame["full_name"].tolist() == ["Đỗ Thị Hà", "Lê Văn Ánh"]
+    assert res.frame["source_row"].tolist() == [2, 3]
+
+
 # ---------------------------------------------------------------- CSV: Arrow and the csv module agree
 
 raw_cell = st.lists(st.sampled_from(['a', 'é', ' ', '"', ',', ';', '\t', 'Ng', '""']), max_size=6).map("".join)

@@ -143,18 +143,46 @@ def read_xlsx(path: Path, rules: Rules) -> ReadResult:
 
 
 def detect_encoding(raw: bytes) -> tuple[str, str]:
-    """(codec, label): BOMs first, then strict UTF-8, else Windows-1258."""
+    """(codec, label): BOMs first, then UTF-16 without one (by where its NUL bytes fall), strict
+    UTF-8, else Windows-1258."""
     if raw.startswith(codecs.BOM_UTF8):
         return "utf-8-sig", "utf-8-sig"
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16", "utf-16"
-    if b"\x00" in raw[:4000]:
-        raise IngestError("binary content (NUL bytes) without a UTF-16 byte-order mark")
+    head = raw[:4000]
+    if b"\x00" in head:
+        codec = _utf16_without_bom(head[: len(head) // 2 * 2])
+        if codec is None:
+            raise IngestError("binary content (NUL bytes) without a UTF-16 byte-order mark")
+        return codec, f"{codec} (no byte-order mark)"
     try:
         raw.decode("utf-8")
         return "utf-8", "utf-8"
     except UnicodeDecodeError:
         return "cp1258", "cp1258"
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """'utf-16-le' or 'utf-16-be' where the NUL bytes are the high bytes of UTF-16 code units:
+    at least a fifth of the units have one (spaces, digits, Latin letters and tabs are below
+    U+0100; Vietnamese letters are not, but every line has digits and separators), nearly none
+    are on the other side, and the start decodes. Anything else stays unreadable."""
+    units = len(head) // 2
+    if not units:
+        return None
+    odd, even = head[1::2].count(0), head[0::2].count(0)
+    for codec, high, low in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
+        if high >= units / 5 and low <= units / 100:
+            try:
+                head.decode(codec)
+            except UnicodeDecodeError:
+                # a cut surrogate pair at the end of the sample is no reason to refuse
+                try:
+                    head[:-2].decode(codec)
+                except UnicodeDecodeError:
+                    return None
+            return codec
+    return None
 
 
 def sniff_delimiter(lines: Sequence[str]) -> str:
