@@ -135,8 +135,12 @@ def work_dir(out: Path, code: str) -> Path:
     return out / "work" / code
 
 
+def _is_province_dir(path: Path) -> bool:
+    return path.is_dir() and path.name.isdigit() and len(path.name) == 2
+
+
 def list_provinces(exports: Path, only: list[str] | None) -> list[str]:
-    found = sorted(p.name for p in exports.iterdir() if p.is_dir() and p.name.isdigit() and len(p.name) == 2)
+    found = sorted(p.name for p in exports.iterdir() if _is_province_dir(p))
     return [p for p in found if not only or p in only]
 
 
@@ -144,7 +148,7 @@ def ignored_entries(exports: Path) -> list[str]:
     """What sits in `exports` but is no province folder (a file, a folder not named by a 2-digit
     code), hidden entries aside: none of it is read, so the run says so."""
     return sorted(p.name + ("/" if p.is_dir() else "") for p in exports.iterdir()
-                  if not p.name.startswith((".", "~$")) and not (p.is_dir() and p.name.isdigit() and len(p.name) == 2))
+                  if not p.name.startswith((".", "~$")) and not _is_province_dir(p))
 
 
 def export_files(folder: Path) -> list[Path]:

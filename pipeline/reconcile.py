@@ -16,7 +16,7 @@ from pipeline.correct import corrected_values, person_flags
 from pipeline.link.candidates import candidate_pairs
 from pipeline.link.decide import decide, resolve_conflicts
 from pipeline.link.encoded import RegistryCodes
-from pipeline.link.index import RegistryIndex, take_text
+from pipeline.link.index import RegistryIndex
 from pipeline.link.keys import place_key
 from pipeline.link.persons import pool_export_persons
 from pipeline.link.profiles import build_profiles
@@ -24,6 +24,7 @@ from pipeline.link.scoring import score_pairs
 from pipeline.normalize.records import normalize_exports
 from pipeline.rules import PERSON_CODES, Rules
 from pipeline.state import Decision
+from pipeline.text import take_text
 
 log = logging.getLogger(__name__)
 REJECT_REASON = "không có họ tên và không có số giấy tờ hợp lệ: không thể đối chiếu"

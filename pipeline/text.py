@@ -34,6 +34,12 @@ def fold_key(text: str) -> str:
     return _NON_ALNUM.sub("", strip_marks(text).lower())
 
 
+def fold_words(text: str) -> tuple[str, ...]:
+    """The words of `fold_key`'s folding, kept apart: 'Vắc xin Pfizer-BioNTech' -> ('vac', 'xin',
+    'pfizer', 'biontech')."""
+    return tuple(w for w in _NON_ALNUM.split(strip_marks(text).lower()) if w)
+
+
 def fold_series(values: pd.Series) -> pd.Series:
     """Vectorised diacritic removal keeping spaces: 'Nguyễn Văn' -> 'nguyen van'."""
     s = values.astype("string[pyarrow]").str.lower()
@@ -64,6 +70,18 @@ def regex_replace(values: pd.Series, pattern: str, replacement: str) -> pd.Serie
     return pd.Series(pd.array(out, dtype="string[pyarrow]"), index=values.index)
 
 
+def take_text(values: pd.Series | pd.Index, positions: np.ndarray, index: pd.Index | None = None) -> pd.Series:
+    """`values` at `positions` as Arrow text (null where a position is negative), taken by Arrow
+    with a null mask, with no Python object per value."""
+    import pyarrow as pa
+
+    positions = np.asarray(positions)
+    arr = pa.array(values.astype("string[pyarrow]").array)
+    taken = arr.take(pa.array(positions, mask=positions < 0)) if len(arr) else pa.nulls(len(positions), pa.string())
+    return pd.Series(pd.array(taken, dtype="string[pyarrow]"),
+                     index=index if index is not None else pd.RangeIndex(len(positions)))
+
+
 def _utf8_bytes(values: pd.Series) -> np.ndarray:
     """The bytes of a column's text (uint8, no copy), to test cheaply whether a byte occurs."""
     arr = arrow_text(values)
@@ -80,14 +98,10 @@ _INVISIBLE = "[\u200b\u200c\u200d\u2060\ufeff]"
 def strip_invisible(values: pd.Series) -> pd.Series:
     """Zero-width spaces as spaces, the other invisible characters removed (unchanged, and no
     copy, where a column has none)."""
-    import pyarrow.compute as pc
-
     # Each of them is three UTF-8 bytes led by 0xE2 or 0xEF: a column without either byte (most
     # of them) is returned after one scan of its bytes, with no regular expression.
     raw = _utf8_bytes(values)
     if not ((raw == 0xE2).any() or (raw == 0xEF).any()):
-        return values
-    if not pc.any(pc.match_substring_regex(arrow_text(values), _INVISIBLE)).as_py():
         return values
     return regex_replace(regex_replace(values, "\u200b", " "), _INVISIBLE, "")
 

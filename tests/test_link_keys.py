@@ -284,7 +284,7 @@ def test_registry_text_of_a_key_from_its_codes_and_dates_as_day_numbers():
 
 
 def test_take_text_takes_by_position_and_leaves_negative_positions_empty():
-    from pipeline.link.index import take_text
+    from pipeline.text import take_text
 
     values = pd.Series(["a", None, "c"], dtype="string[pyarrow]")
     assert take_text(values, np.array([2, -1, 1, 0])).tolist() == ["c", pd.NA, pd.NA, "a"]

@@ -173,14 +173,10 @@ def _utf16_without_bom(head: bytes) -> str | None:
     odd, even = head[1::2].count(0), head[0::2].count(0)
     for codec, high, low in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
         if high >= units / 5 and low <= units / 100:
-            try:
-                head.decode(codec)
+            try:   # not final: a surrogate pair cut at the sample's end is no reason to refuse
+                codecs.getincrementaldecoder(codec)().decode(head, final=False)
             except UnicodeDecodeError:
-                # a cut surrogate pair at the end of the sample is no reason to refuse
-                try:
-                    head[:-2].decode(codec)
-                except UnicodeDecodeError:
-                    return None
+                return None
             return codec
     return None
 

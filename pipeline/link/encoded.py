@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipeline.link.index import RegistryIndex, take_text
+from pipeline.link.index import RegistryIndex
 from pipeline.link.keys import codes_in, digit_key
-from pipeline.text import regex_replace
+from pipeline.text import regex_replace, take_text
 
 # Text keys compared for equality: registry column -> the export person's column (scoring).
 TEXT_KEYS = {

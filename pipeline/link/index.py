@@ -100,17 +100,6 @@ class RegistryIndex:
         return self._lookups["lexicon"]
 
 
-def take_text(values: pd.Series | pd.Index, positions: np.ndarray, index: pd.Index | None = None) -> pd.Series:
-    """`values` at `positions` as Arrow text (null where a position is negative), taken by Arrow,
-    with no Python object per value."""
-    out = pd.Series(pd.NA, index=index if index is not None else range(len(positions)), dtype="string[pyarrow]")
-    found = positions >= 0
-    if found.any():
-        taken = values.take(positions[found]) if isinstance(values, pd.Index) else values.iloc[positions[found]]
-        out[found] = taken.astype("string[pyarrow]").array
-    return out
-
-
 def registry_people(path: Path | str) -> int:
     """Check the registry's schema from its metadata and count its people, without reading it."""
     path = Path(path)
@@ -227,40 +216,16 @@ def build_index(registry: pd.DataFrame, rules: Rules | None = None) -> RegistryI
 
 
 def _swap(dob: pd.Series) -> pd.Series:
-    """The date with day and month exchanged where the day is 12 or less and not the month, else
-    NaT. Both parts of such a swap are 12 or less, so it is always a valid date. Computed once per
-    distinct date (a registry of millions has some tens of thousands) by the civil-calendar
-    formulas in integer numpy arithmetic, then taken per person."""
-    codes, distinct = pd.factorize(dob.to_numpy(dtype="datetime64[D]").view(np.int64))
-    known = distinct != np.iinfo(np.int64).min      # NaT
-    year, month, day = _civil_from_days(np.where(known, distinct, 0))
-    ok = known & (day <= 12) & (day != month)
-    days = np.where(ok, _days_from_civil(year, np.where(ok, day, 1), np.where(ok, month, 1)) * 86400,
-                    np.iinfo(np.int64).min)
-    return pd.Series(days[codes].view("datetime64[s]"), index=dob.index)
-
-
-def _civil_from_days(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(year, month, day) of days since 1970-01-01, proleptic Gregorian (H. Hinnant's algorithm)."""
-    z = z + 719468
-    era = np.floor_divide(z, 146097)
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = mp + np.where(mp < 10, 3, -9)
-    return yoe + era * 400 + (month <= 2), month, day
-
-
-def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """Days since 1970-01-01 of proleptic Gregorian dates (H. Hinnant's algorithm)."""
-    y = y - (m <= 2)
-    era = np.floor_divide(y, 400)
-    yoe = y - era * 400
-    doy = (153 * (m + np.where(m > 2, -3, 9)) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
+    """The date with day and month exchanged where that is a valid date, else NaT. Computed once
+    per distinct date (a registry of millions has some tens of thousands), then taken per person."""
+    codes, distinct = pd.factorize(dob)            # NaT: code -1
+    d = pd.Series(distinct, dtype="datetime64[s]")
+    ok = (d.dt.day <= 12) & (d.dt.day != d.dt.month)
+    parts = pd.DataFrame({"year": d.dt.year.where(ok, 2000), "month": d.dt.day.where(ok, 1),
+                          "day": d.dt.month.where(ok, 1)}).astype("int64")
+    swapped = pd.to_datetime(parts).astype("datetime64[s]").where(ok).to_numpy()
+    # code -1 takes the appended NaT
+    return pd.Series(np.append(swapped, np.datetime64("NaT", "s"))[codes], index=dob.index)
 
 
 def load_index(path: Path | str, rules: Rules | None = None) -> RegistryIndex:

@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.text import arrow_text, fold_series, squeeze_spaces
+from pipeline.text import arrow_text, fold_series, squeeze_spaces, take_text
 
 
 def codes_in(dictionary: pd.Index, values: pd.Series) -> np.ndarray:
@@ -42,18 +42,11 @@ def add_block_keys(frame: pd.DataFrame, dob_col: str) -> pd.DataFrame:
     distinct = pd.Series(uniques, dtype="string[pyarrow]")
     frame = frame.copy()
     # Each distinct name once, then taken per row by Arrow (no Python string per row).
-    frame["name_sorted"] = take_distinct(sorted_words(distinct), codes, frame.index)
-    frame["name_joined"] = take_distinct(distinct.str.replace(" ", "", regex=False), codes, frame.index)
+    frame["name_sorted"] = take_text(sorted_words(distinct), codes, frame.index)
+    frame["name_joined"] = take_text(distinct.str.replace(" ", "", regex=False), codes, frame.index)
     dob = frame[dob_col]
     frame["dob_md"] = (dob.dt.month * 100 + dob.dt.day).astype("Int32")
     return frame
-
-
-def take_distinct(distinct: pd.Series, codes: np.ndarray, index: pd.Index) -> pd.Series:
-    """`distinct` (Arrow text) at `codes` as Arrow text, null where a code is negative."""
-    arr = pa.array(distinct.array)
-    taken = arr.take(pa.array(codes, mask=codes < 0)) if len(arr) else pa.nulls(len(codes), pa.large_string())
-    return pd.Series(pd.array(taken, dtype="string[pyarrow]"), index=index)
 
 
 def add_id_halves(frame: pd.DataFrame, column: str, head: str, tail: str) -> pd.DataFrame:

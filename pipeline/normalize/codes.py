@@ -6,15 +6,11 @@ flagged (null canonical value, `*_known` False), never guessed.
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 
 from pipeline.normalize.distinct import by_distinct
 from pipeline.rules import Rules, default_rules
-from pipeline.text import extract, fold_series, strip_marks
-
-_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+from pipeline.text import extract, fold_series, fold_words
 
 
 def _folded(values: pd.Series) -> pd.Series:
@@ -48,14 +44,10 @@ def normalize_phones(raw: pd.Series, rules: Rules | None = None) -> pd.DataFrame
     return by_distinct(raw, run)
 
 
-def _words(text: str) -> tuple[str, ...]:
-    return tuple(w for w in _NON_ALNUM.split(strip_marks(text).lower()) if w)
-
-
 def _named_vaccine(text: str, aliases: list[tuple[tuple[str, ...], str]]) -> str | None:
     """The one catalogue vaccine whose name or alias appears in `text` as whole words
     ('AstraZeneca (AZD1222)', 'Vắc xin Pfizer'); None where none does or where two vaccines do."""
-    words = _words(text)
+    words = fold_words(text)
     found = {name for alias, name in aliases
              if any(words[i:i + len(alias)] == alias for i in range(len(words) - len(alias) + 1))}
     return found.pop() if len(found) == 1 else None
@@ -65,7 +57,8 @@ def normalize_vaccines(raw: pd.Series, rules: Rules | None = None) -> pd.DataFra
     """Brand and common names with spelling variants -> the catalogue's canonical name: the whole
     value as an alias, else the one vaccine whose alias it contains as whole words."""
     rules = rules or default_rules()
-    aliases = [(_words(a), v.name) for v in rules.vaccines.values() for a in (v.name, *v.aliases) if _words(a)]
+    aliases = [(words, v.name) for v in rules.vaccines.values() for a in (v.name, *v.aliases)
+               if (words := fold_words(a))]
 
     def run(d: pd.Series) -> pd.DataFrame:
         vac = _folded(d).map(rules.vaccine_aliases).astype("string[pyarrow]")
