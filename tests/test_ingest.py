@@ -120,6 +120,22 @@ def test_header_row_is_found_below_title_rows_and_excel_numbers_are_text(tmp_pat
     assert res.columns["id_number"] == "CCCD"
 
 
+def test_headers_with_annotations_and_line_breaks_are_recognised(tmp_path, rules):
+    path = tmp_path / "annotated.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    ws = wb.add_worksheet()
+    ws.write_row(0, 0, ["STT", "Họ và tên (*)", "Ngày sinh\n(dd/mm/yyyy)", "Giới tính [Nam/Nữ]", "Số CMND/\nCCCD *",
+                        "Ghi chú (Số điện thoại)", "Ngày tiêm"])
+    ws.write_row(1, 0, [1, "Lê Văn A", "02/01/1990", "Nam", "001090000777", "0903123456", "01/08/2021"])
+    wb.close()
+    res = read_export(path, rules)
+    assert res.columns == {"full_name": "Họ và tên (*)", "date_of_birth": "Ngày sinh\n(dd/mm/yyyy)",
+                           "sex": "Giới tính [Nam/Nữ]", "id_number": "Số CMND/\nCCCD *", "dose_date": "Ngày tiêm"}
+    assert res.frame[["full_name", "date_of_birth", "sex", "id_number"]].iloc[0].tolist() == [
+        "Lê Văn A", "02/01/1990", "Nam", "001090000777"]
+    assert res.frame["phone"].isna().all()   # a note's annotation does not make it the phone column
+
+
 @pytest.mark.parametrize(("name", "content", "problem"), [
     ("broken.xlsx", b"PK\x03\x04 not a workbook", "not a readable XLSX"),
     ("no_columns.csv", "STT,Ngày tiêm,Vắc xin\n1,01/01/2022,AZ\n".encode(), "no header row"),

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from pipeline.rules import Rules
 from pipeline.text import fold_key
+
+# What templates write next to a column's name: a format or unit in brackets, a star marking a
+# required column ("Ngày sinh (dd/mm/yyyy)", "Họ và tên (*)", "Số CMND/CCCD [bắt buộc]").
+_ANNOTATION = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|\*")
+
+
+def header_name(cell: object, rules: Rules) -> str | None:
+    """The canonical column a header cell names: its text as a known alias, else the text without
+    bracketed annotations and stars."""
+    text = str(cell)
+    canonical = rules.header_aliases.get(fold_key(text))
+    if canonical is None and _ANNOTATION.search(text):
+        canonical = rules.header_aliases.get(fold_key(_ANNOTATION.sub(" ", text)))
+    return canonical
 
 
 def map_header(cells: Sequence[object], rules: Rules) -> dict[int, str]:
@@ -19,7 +34,7 @@ def map_header(cells: Sequence[object], rules: Rules) -> dict[int, str]:
     for i, cell in enumerate(cells):
         if cell is None:
             continue
-        canonical = rules.header_aliases.get(fold_key(str(cell)))
+        canonical = header_name(cell, rules)
         if canonical and canonical not in taken:
             found[i] = canonical
             taken.add(canonical)
