@@ -97,9 +97,10 @@ def test_error_codes_of_linked_rows(name, dob, sex, pid, expected_codes):
 
 
 def test_rows_with_neither_name_nor_id_are_rejected():
-    out = run_rows([(None, "01/01/1990", "Nam", None, None, None), (None, "01/01/1990", "Nam", "000000000000", None, None)])
-    assert out["status"].tolist() == ["rejected", "rejected"]
-    assert out["codes"].tolist() == [["ID_MISSING"], ["ID_INVALID"]]
+    out = run_rows([(None, "01/01/1990", "Nam", None, None, None), (None, "01/01/1990", "Nam", "000000000000", None, None),
+                    ("(2)", "(3)", "(4)", "(5)", None, None)])   # a column-numbering row under the header
+    assert out["status"].tolist() == ["rejected", "rejected", "rejected"]
+    assert out["codes"].tolist() == [["ID_MISSING"], ["ID_INVALID"], ["ID_INVALID", "DOB_MISSING"]]
     assert out["match_reason"].str.contains("không").all()
 
 

@@ -154,3 +154,10 @@ def test_normalize_names_maps_distinct_values_back_and_keeps_nulls():
     assert out["full_name"].iloc[2] == "Nguyễn Văn A"
     assert out["full_name"].isna().tolist() == [False, True, False, True, False]
     assert out["name_fold"].iloc[0] == "nguyen van a"
+
+
+def test_a_value_without_any_letter_is_no_name():
+    raw = pd.Series(["(2)", "-", "0", "...", "Lê Ý", "Ư", None])
+    out = normalize_names(raw)
+    assert out["full_name"].isna().tolist() == [True, True, True, True, False, False, True]
+    assert out["name_fold"].isna().tolist() == [True, True, True, True, False, False, True]

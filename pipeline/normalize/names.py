@@ -241,6 +241,9 @@ def canonical_names(values: pd.Series, rules: Rules | None = None, style: str = 
         encoding[todo] = [e for _, e in fixed]
         valid[todo] = [e != "unknown" for _, e in fixed]
     s = s.str.normalize("NFC").str.replace(WHITESPACE + "+", " ", regex=True).str.strip()
+    # A value with no letter at all ("(2)" from a column-numbering row under the header, "-",
+    # "0", "...") names no one: it is read as no name, like an empty cell.
+    s = s.mask(~s.str.contains(r"\pL", regex=True).fillna(True).astype(bool))
     s = _capitalise(s)
     s = apply_tone_style(s, style)
     return pd.DataFrame({"full_name": s, "encoding": encoding.mask(s.isna()), "valid": valid & s.notna()})
