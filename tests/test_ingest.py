@@ -171,6 +171,30 @@ def test_unicode_text_saved_without_a_byte_order_mark_is_read(tmp_path, rules, c
     assert res.frame["source_row"].tolist() == [2, 3]
 
 
+def test_utf8_lines_mixed_with_windows_1258_lines_are_each_read(tmp_path, rules):
+    """Exports joined end to end: a UTF-8 file followed by a Windows-1258 one. Each line is read in
+    its own encoding; refusing the file would lose every good row with the bad."""
+    path = tmp_path / "joined.csv"
+    header = "Họ và tên,Ngày sinh,Số CMND/CCCD\n".encode()
+    utf8 = "Nguyễn Văn An,05/03/1985,079085001234\n".encode()
+    legacy = encode_cp1258("Huỳnh Văn Đức,06/06/1970,079070555666\nTrần Thị Thuỷ,20/11/1985,079185004321\n")
+    path.write_bytes(header + utf8 + legacy + "Lê Hoàng Phúc,02/01/1990,001090000777\n".encode())
+    res = read_export(path, rules)
+    assert res.encoding == "utf-8, 2 lines cp1258"
+    assert res.frame["full_name"].tolist() == ["Nguyễn Văn An", "Huỳnh Văn Đức", "Trần Thị Thuỷ", "Lê Hoàng Phúc"]
+    assert res.frame["source_row"].tolist() == [2, 3, 4, 5]
+
+
+def test_a_byte_windows_1258_leaves_undefined_spoils_its_row_not_the_file(tmp_path, rules):
+    path = tmp_path / "legacy.csv"
+    body = encode_cp1258("Họ và tên;Ngày sinh;Số CMND/CCCD\r\nĐỗ Thị Hà;1/2/1990;001190000001\r\n")
+    path.write_bytes(body + b"L\x81 V\x8dn;1990;001090000777\r\n")   # 0x81 and 0x8D are undefined
+    res = read_export(path, rules)
+    assert res.encoding == "cp1258, 2 undefined bytes replaced"
+    assert res.frame["full_name"].tolist() == ["Đỗ Thị Hà", "L\ufffd V\ufffdn"]
+    assert res.frame["id_number"].tolist() == ["001190000001", "001090000777"]
+
+
 # ---------------------------------------------------------------- CSV: Arrow and the csv module agree
 
 raw_cell = st.lists(st.sampled_from(['a', 'é', ' ', '"', ',', ';', '\t', 'Ng', '""']), max_size=6).map("".join)

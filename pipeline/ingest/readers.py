@@ -15,6 +15,7 @@ import datetime as dt
 import io
 import itertools
 import math
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -181,6 +182,32 @@ def _utf16_without_bom(head: bytes) -> str | None:
     return None
 
 
+# A Vietnamese letter with its tone mark (U+1EA0-U+1EF9) in UTF-8. In Windows-1258 text these
+# three bytes would be a letter followed by two symbols, and in TCVN3 text three toned vowels in a
+# row: neither occurs in names, so a line holding them that decodes as UTF-8 is UTF-8.
+_UTF8_TONED = re.compile(rb"\xe1[\xba\xbb][\x80-\xbf]")
+
+
+def decode_legacy(raw: bytes) -> tuple[str, str]:
+    """(text, label) of a file that is not UTF-8 as a whole: Windows-1258, or UTF-8 lines mixed
+    with Windows-1258 ones (files joined end to end), each line decoded by what it is. A byte that
+    Windows-1258 leaves undefined becomes U+FFFD in its row, never a reason to refuse the file."""
+    if _UTF8_TONED.search(raw):
+        lines = raw.split(b"\n")
+        legacy = 0
+        for i, line in enumerate(lines):
+            try:
+                lines[i] = line.decode("utf-8")
+            except UnicodeDecodeError:
+                lines[i] = unicodedata.normalize("NFC", line.decode("cp1258", errors="replace"))
+                legacy += 1
+        text, label = "\n".join(lines), f"utf-8, {legacy} lines cp1258"
+    else:
+        text, label = unicodedata.normalize("NFC", raw.decode("cp1258", errors="replace")), "cp1258"
+    replaced = text.count("\ufffd")
+    return text, label + (f", {replaced} undefined bytes replaced" if replaced else "")
+
+
 def sniff_delimiter(lines: Sequence[str]) -> str:
     """The delimiter that splits the most of the first lines into the most fields."""
     best, best_score = ",", -1
@@ -196,11 +223,13 @@ def read_csv(path: Path, rules: Rules) -> ReadResult:
     """CSV or Excel 'Unicode text', encoding and delimiter detected."""
     raw = path.read_bytes()
     codec, label = detect_encoding(raw)
-    try:
-        text = raw.decode(codec)
-    except UnicodeDecodeError as exc:
-        raise IngestError(f"cannot decode as {label}: {exc}") from exc
-    text = unicodedata.normalize("NFC", text) if codec == "cp1258" else text
+    if codec == "cp1258":
+        text, label = decode_legacy(raw)
+    else:
+        try:
+            text = raw.decode(codec)
+        except UnicodeDecodeError as exc:
+            raise IngestError(f"cannot decode as {label}: {exc}") from exc
     delim = sniff_delimiter(text[:1_000_000].splitlines()[:30])
     fast = _plain_csv(text, delim, rules)
     if fast is not None:
