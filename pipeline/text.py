@@ -106,6 +106,22 @@ def strip_invisible(values: pd.Series) -> pd.Series:
     return regex_replace(regex_replace(values, "\u200b", " "), _INVISIBLE, "")
 
 
+def fold_fullwidth(values: pd.Series) -> pd.Series:
+    """Full-width forms ('０７９２０３', '１４／０７／２００３', typed with an East Asian input method)
+    as their ASCII characters, by NFKC on the values that hold one. For fields of digits and
+    signs only: NFKC would also change legacy-font names ('µ' to 'μ'). Unchanged, and no copy,
+    where a column has no 0xEF byte (every full-width form is led by one)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (_utf8_bytes(values) == 0xEF).any():
+        return values
+    arr = arrow_text(values)
+    hit = pc.fill_null(pc.match_substring_regex(arr, "[\uff01-\uff5e]"), False)
+    folded = pc.if_else(hit, pc.utf8_normalize(arr, "NFKC"), arr)
+    return pd.Series(pd.array(folded, dtype="string[pyarrow]"), index=values.index)
+
+
 def unwrap_excel_text(values: pd.Series) -> pd.Series:
     """`="079085001234"` -> `079085001234`: the formula that CSV exports write so that Excel keeps
     a number's leading zeros (a doubled quote inside stands for one). Unchanged, and no copy,

@@ -266,3 +266,24 @@ def test_excel_text_formulas_in_csv_cells_are_unwrapped():
     # a formula that is not a quoted text, or an '=' inside a value, is left as it is
     kept = pd.Series(["=SUM(A1:A3)", "x=1", '="a" & "b"', None], dtype="string[pyarrow]")
     assert unwrap_excel_text(kept).tolist() == ["=SUM(A1:A3)", "x=1", '="a" & "b"', pd.NA]
+
+
+def test_full_width_digits_and_signs_are_read_as_ascii_in_number_and_date_fields():
+    """Typed with an East Asian input method: '０７９２０３０００１１１', '１４／０７／２００３'."""
+    import datetime as dt
+
+    from pipeline.normalize.records import normalize_exports
+    from pipeline.text import fold_fullwidth
+
+    raw = pd.DataFrame({
+        "full_name": ["Đặng Minh Khôi", "Lê Hoàng Phúc"], "id_number": ["０７９２０３０００１１１", "001090000777"],
+        "date_of_birth": ["１４／０７／２００３", "02/01/1990"], "dose_date": ["０１-１２-２０２１", "01/12/2021"],
+        "sex": ["Nam", "Nam"], "phone": ["＋８４ ９０３ １２３ ４５６", None], "vaccine": ["AZ", "AZ"],
+        "dose_number": ["２", "1"],
+    }, dtype="string[pyarrow]")
+    out = normalize_exports(raw, run_date=dt.date(2026, 11, 26))
+    assert out["id_number"].tolist() == ["079203000111", "001090000777"]
+    assert out["dob_date"].iloc[0] == pd.Timestamp("2003-07-14") and out["dose_date"].iloc[0] == pd.Timestamp("2021-12-01")
+    assert out["phone"].iloc[0] == "0903123456" and out["dose_number"].iloc[0] == 2
+    # other text keeps its characters ('µ' is TCVN3's 'à' and must not become Greek 'μ')
+    assert fold_fullwidth(pd.Series(["Hoµng", "Ａ1", None], dtype="string[pyarrow]")).tolist() == ["Hoµng", "A1", pd.NA]

@@ -17,11 +17,12 @@ from pipeline.normalize.dates import normalize_dates
 from pipeline.normalize.ids import normalize_ids
 from pipeline.normalize.names import normalize_names
 from pipeline.rules import Rules, default_rules
-from pipeline.text import strip_invisible, unwrap_excel_text
+from pipeline.text import fold_fullwidth, strip_invisible, unwrap_excel_text
 
 # The columns read here; invisible characters are taken out of them first (`strip_invisible`),
 # and Excel's text formulas unwrapped (`unwrap_excel_text`).
 FIELDS = ("full_name", "id_number", "date_of_birth", "dose_date", "sex", "phone", "vaccine", "dose_number")
+NUMERIC_FIELDS = ("id_number", "date_of_birth", "dose_date", "phone", "dose_number")
 
 
 def normalize_exports(raw: pd.DataFrame, rules: Rules | None = None, *, run_date: dt.date,
@@ -34,6 +35,7 @@ def normalize_exports(raw: pd.DataFrame, rules: Rules | None = None, *, run_date
     """
     rules = rules or default_rules()
     raw = raw.assign(**{c: unwrap_excel_text(strip_invisible(raw[c])) for c in FIELDS if c in raw})
+    raw = raw.assign(**{c: fold_fullwidth(raw[c]) for c in NUMERIC_FIELDS if c in raw})
     # Names are mostly Python-level work; the other fields mostly Arrow kernels that release
     # the GIL. Running names in a second thread overlaps the two on a two-core machine.
     with ThreadPoolExecutor(max_workers=1) as pool:
