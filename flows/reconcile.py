@@ -252,11 +252,16 @@ def ingest_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules,
             run.rows_read_by_file[rel] = len(frame)
             log.info("%s: %d rows (%s%s)", rel, len(frame), outcome.kind,
                      f", {outcome.encoding}" if outcome.encoding else "")
+            unsafe = frame["source_row"][frame["read_problem"].notna()]
+            if len(unsafe):
+                log.warning("%s: %d rows have more cells than the header (a delimiter inside a value) and are "
+                            "rejected, rows %s", rel, len(unsafe),
+                            ", ".join(map(str, unsafe.iloc[:10])) + (", ..." if len(unsafe) > 10 else ""))
     if not frames:
-        from pipeline.ingest.readers import CANONICAL
+        from pipeline.ingest.readers import CANONICAL, READ_PROBLEM
 
         return pd.DataFrame({c: pd.Series(dtype="string[pyarrow]") for c in ("source_file", *CANONICAL)}).assign(
-            source_row=pd.Series(dtype="int64"))
+            source_row=pd.Series(dtype="int64"), **{READ_PROBLEM: pd.Series(dtype="string[pyarrow]")})
     return pd.concat(frames, ignore_index=True)
 
 

@@ -111,7 +111,6 @@ def fold_fullwidth(values: pd.Series) -> pd.Series:
     as their ASCII characters, by NFKC on the values that hold one. For fields of digits and
     signs only: NFKC would also change legacy-font names ('µ' to 'μ'). Unchanged, and no copy,
     where a column has no 0xEF byte (every full-width form is led by one)."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     if not (_utf8_bytes(values) == 0xEF).any():

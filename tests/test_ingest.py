@@ -195,6 +195,24 @@ def test_a_byte_windows_1258_leaves_undefined_spoils_its_row_not_the_file(tmp_pa
     assert res.frame["id_number"].tolist() == ["001190000001", "001090000777"]
 
 
+def test_a_csv_record_with_more_cells_than_the_header_is_marked_not_read_shifted(tmp_path, rules):
+    """'Số 5, Phường 7' unquoted: every cell after the comma moves one column right. The record
+    is kept (every row reaches the output) with the reason it cannot be read; records with only
+    empty cells past the header (a trailing comma) and short records are read as usual."""
+    path = tmp_path / "ragged.csv"
+    path.write_text("Họ và tên,Ngày sinh,Địa chỉ,Số CMND/CCCD,Ngày tiêm\n"
+                    "Nguyễn Văn An,05/03/1985,Quận 1,079085001234,15/08/2021\n"
+                    "Trần Thị Thủy,20/11/1985,Số 5, Phường 7,079185004321,02/09/2021\n"
+                    "Đặng Minh Khôi,14/07/2003,Quận 1,079203000111,01/12/2021,,\n"
+                    "Lê Văn Bình,1990\n", encoding="utf-8")
+    frame = read_export(path, rules).frame
+    assert frame["source_row"].tolist() == [2, 3, 4, 5]
+    problems = frame["read_problem"].tolist()
+    assert pd.isna(problems[0]) and pd.isna(problems[2]) and pd.isna(problems[3])
+    assert problems[1].startswith("dòng có 6 ô, nhiều hơn 5 cột của dòng tiêu đề")
+    assert frame["id_number"].iloc[2] == "079203000111" and pd.isna(frame["id_number"].iloc[3])
+
+
 # ---------------------------------------------------------------- CSV: Arrow and the csv module agree
 
 raw_cell = st.lists(st.sampled_from(['a', 'é', ' ', '"', ',', ';', '\t', 'Ng', '""']), max_size=6).map("".join)

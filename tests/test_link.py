@@ -42,7 +42,7 @@ REG = registry([
 ])
 
 
-def run_rows(rows, reg: pd.DataFrame = REG):
+def run_rows(rows, reg: pd.DataFrame = REG, problems=None):
     cols = ["full_name", "date_of_birth", "sex", "id_number", "phone", "ward"]
     raw = pd.DataFrame(rows, columns=cols)
     raw["district"] = "Quận 2"
@@ -51,6 +51,8 @@ def run_rows(rows, reg: pd.DataFrame = REG):
     raw = raw.astype("string[pyarrow]")
     raw["source_file"] = "01/t.csv"
     raw["source_row"] = range(2, 2 + len(raw))
+    if problems is not None:
+        raw["read_problem"] = pd.array(problems, dtype="string[pyarrow]")
     index = build_index(reg)
     from pipeline.rules import default_rules
 
@@ -102,6 +104,21 @@ def test_rows_with_neither_name_nor_id_are_rejected():
     assert out["status"].tolist() == ["rejected", "rejected", "rejected"]
     assert out["codes"].tolist() == [["ID_MISSING"], ["ID_INVALID"], ["ID_INVALID", "DOB_MISSING"]]
     assert out["match_reason"].str.contains("không").all()
+
+
+def test_a_row_the_reader_could_not_read_safely_is_rejected_with_its_reason():
+    """Its cells are shifted: 'Lê Thị Lan 14/02/1990' is read, but the ID cell holds part of an
+    address. Whatever its cells would link to, the row is rejected and says why."""
+    import pyarrow as pa
+
+    from pipeline.ingest.readers import OVERLONG
+
+    rows = [("Lê Thị Lan", "14/02/1990", "Nữ", "001190000003", None, "Phường 3")] * 2
+    problem = OVERLONG.format(cells=9, width=8)
+    out = run_rows(rows, problems=pa.array([None, problem], pa.string()))
+    assert out["status"].tolist() == ["matched", "rejected"]
+    assert pd.isna(out["person_id"].iloc[1])
+    assert out["match_reason"].iloc[1] == problem
 
 
 def test_a_row_that_lost_its_id_follows_the_same_persons_other_rows():

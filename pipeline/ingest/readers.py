@@ -37,6 +37,11 @@ CANONICAL = ("full_name", "date_of_birth", "sex", "id_number", "phone", "address
 KIND_BY_SUFFIX = {".csv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx", ".xls": "xlsx", ".parquet": "parquet"}
 
 
+READ_PROBLEM = "read_problem"   # the column saying why a row that was found cannot be read safely
+OVERLONG = ("dòng có {cells} ô, nhiều hơn {width} cột của dòng tiêu đề: có dấu phân cách thừa (ví dụ dấu phẩy "
+            "trong địa chỉ không nằm trong ngoặc kép) nên các ô bị lệch cột; sửa dòng này trong tệp")
+
+
 class IngestError(Exception):
     """A file that cannot be read; the message names the problem for the quarantine reason."""
 
@@ -101,9 +106,11 @@ def _header(rows: Sequence[Sequence[object]], rules: Rules, unit: str) -> tuple[
     return found
 
 
-def _columns_frame(columns: Sequence[pa.Array], numbers: np.ndarray, mapping: dict[int, str]) -> pd.DataFrame:
+def _columns_frame(columns: Sequence[pa.Array], numbers: np.ndarray, mapping: dict[int, str],
+                   problems: pa.Array | None = None) -> pd.DataFrame:
     """The canonical columns of the data rows (`numbers`: the row number a person sees for each);
-    rows whose every cell is blank are left out."""
+    rows whose every cell is blank are left out. `problems`: why a row cannot be read safely
+    (null where it can), kept as the `read_problem` column."""
     keep = np.zeros(len(numbers), dtype=bool)
     for col in columns:
         keep |= col.is_valid().to_numpy(zero_copy_only=False)
@@ -114,20 +121,40 @@ def _columns_frame(columns: Sequence[pa.Array], numbers: np.ndarray, mapping: di
                     else pa.nulls(n, pa.string()), dtype="string[pyarrow]")
         for c in CANONICAL})
     frame["source_row"] = pd.array(numbers[keep], dtype="int64")
+    frame[READ_PROBLEM] = pd.array(problems.filter(mask) if problems is not None else pa.nulls(n, pa.string()),
+                                   dtype="string[pyarrow]")
     return frame
+
+
+def _overlong_rows(rows: Sequence[Sequence[object]], columns: Sequence[pa.Array], width: int) -> pa.Array | None:
+    """For CSV records with more cells than the header: the reason they are not read (null for the
+    others), or None when every record fits. A delimiter inside an unquoted value (a comma in an
+    address) shifts every cell after it into the wrong column, and which cell took the extra
+    delimiter cannot be known, so such a record is rejected rather than read shifted. Empty cells
+    past the header (a trailing delimiter) shift nothing."""
+    extra = np.zeros(len(rows), dtype=bool)
+    for col in columns[width:]:
+        extra |= col.is_valid().to_numpy(zero_copy_only=False)
+    if not extra.any():
+        return None
+    return pa.array([OVERLONG.format(cells=len(r), width=width) if bad else None
+                     for r, bad in zip(rows, extra, strict=True)], pa.string())
 
 
 def _table_frame(rows: Sequence[Sequence[object]], numbers_of: Sequence[int], rules: Rules, unit: str = "rows",
                  ) -> tuple[pd.DataFrame, int, dict[int, str], list[object]]:
     """Header detection and data-row extraction shared by every text-table reader, column by column.
 
-    `numbers_of[k]` is the row (or line) number a person sees for raw row k.
+    `numbers_of[k]` is the row (or line) number a person sees for raw row k. For CSV records
+    (`unit` "lines"), one with more cells than the header is marked (`_overlong_rows`); a sheet's
+    cells keep their columns, so a value right of the header there is only an unnamed column.
     """
     offset, mapping = _header(rows, rules, unit)
     data = rows[offset + 1:]
     columns = [column_text(col) for col in itertools.zip_longest(*data, fillvalue=None)]
     numbers = np.asarray(numbers_of[offset + 1:], dtype=np.int64)
-    return _columns_frame(columns, numbers, mapping), numbers_of[offset], mapping, list(rows[offset])
+    problems = _overlong_rows(data, columns, len(rows[offset])) if unit == "lines" else None
+    return _columns_frame(columns, numbers, mapping, problems), numbers_of[offset], mapping, list(rows[offset])
 
 
 def read_xlsx(path: Path, rules: Rules) -> ReadResult:
@@ -193,13 +220,13 @@ def decode_legacy(raw: bytes) -> tuple[str, str]:
     with Windows-1258 ones (files joined end to end), each line decoded by what it is. A byte that
     Windows-1258 leaves undefined becomes U+FFFD in its row, never a reason to refuse the file."""
     if _UTF8_TONED.search(raw):
-        lines = raw.split(b"\n")
+        lines: list[str] = []
         legacy = 0
-        for i, line in enumerate(lines):
+        for line in raw.split(b"\n"):
             try:
-                lines[i] = line.decode("utf-8")
+                lines.append(line.decode("utf-8"))
             except UnicodeDecodeError:
-                lines[i] = unicodedata.normalize("NFC", line.decode("cp1258", errors="replace"))
+                lines.append(unicodedata.normalize("NFC", line.decode("cp1258", errors="replace")))
                 legacy += 1
         text, label = "\n".join(lines), f"utf-8, {legacy} lines cp1258"
     else:
@@ -314,6 +341,7 @@ def read_parquet(path: Path, rules: Rules) -> ReadResult:
     n = table.num_rows
     frame = pd.DataFrame({c: cols.get(c, pd.Series([None] * n, dtype="string[pyarrow]")) for c in CANONICAL})
     frame["source_row"] = pd.array(range(1, n + 1), dtype="int64")
+    frame[READ_PROBLEM] = pd.Series([None] * n, dtype="string[pyarrow]")
     empty = frame[list(CANONICAL)].isna().all(axis=1)
     return ReadResult(frame[~empty].reset_index(drop=True), "parquet", None, 0,
                       {c: table.column_names[i] for i, c in mapping.items()})
