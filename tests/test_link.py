@@ -106,6 +106,36 @@ def test_rows_with_neither_name_nor_id_are_rejected():
     assert out["match_reason"].str.contains("không").all()
 
 
+def test_a_name_without_its_middle_name_links_only_with_the_persons_own_number():
+    """'Lê Lan' for 'Lê Thị Lan': with her ID and birth date she is linked (NAME_WRONG, the
+    registry's name written back); without an ID the two Lê Thị Lan born that day compete."""
+    out = run_rows([("Lê Lan", "14/02/1990", "Nữ", "001190000003", None, None),
+                    ("Lê Lan", "14/02/1990", "Nữ", None, None, None),
+                    ("Lê Thị Thu Lan", "14/02/1990", "Nữ", "001190000003", None, None)])
+    assert out["status"].tolist()[0] == "corrected" and out["person_id"].iloc[0] == "001190000003"
+    assert out["codes"].iloc[0] == ["NAME_WRONG"] and out["full_name"].iloc[0] == "Lê Thị Lan"
+    assert "thiếu hoặc thừa tên đệm" in out["match_reason"].iloc[0]
+    assert out["status"].iloc[1] == "review" and pd.isna(out["person_id"].iloc[1])
+    assert out["person_id"].iloc[2] == "001190000003"   # an extra middle word, the other way round
+
+
+def test_middle_left_out_needs_the_same_family_and_given_name_and_whole_middle_words():
+    import numpy as np
+
+    from pipeline.link.scoring import middle_left_out
+
+    pairs = [("nguyen lan", "nguyen thi lan", True), ("tran thu ha", "tran thi thu ha", True),
+             ("nguyen van an", "nguyen an", True), ("nguyen ha", "nguyen thi thu ha", True),
+             ("tran thi ha", "tran thu ha", False),         # same length: a different middle name
+             ("le an", "le van binh", False),               # another given name
+             ("nguyen lan", "tran thi lan", False),         # another family name
+             ("nguyen lan", "nguyen thi lan anh", False),   # 'lan' is a middle word there
+             ("tran hu ha", "tran thi thu ha", False),      # 'hu' is part of a word, not a word
+             ("h hen nie", "h hen", False), ("", "nguyen an", False)]
+    got = middle_left_out(np.array([a for a, _, _ in pairs], dtype=object), np.array([b for _, b, _ in pairs], dtype=object))
+    assert got.tolist() == [e for _, _, e in pairs]
+
+
 def test_a_row_the_reader_could_not_read_safely_is_rejected_with_its_reason():
     """Its cells are shifted: 'Lê Thị Lan 14/02/1990' is read, but the ID cell holds part of an
     address. Whatever its cells would link to, the row is rejected and says why."""

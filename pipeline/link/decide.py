@@ -14,6 +14,7 @@ REASON_VI = {
            "missing": "không có số giấy tờ hợp lệ"},
     "name": {"exact": "họ tên trùng", "fold": "họ tên trùng khi bỏ dấu", "fold_marked": "họ tên trùng khi bỏ dấu nhưng dấu khác", "reordered": "họ tên trùng nhưng sai thứ tự/viết liền",
              "variant": "họ tên trùng (biến thể họ Hoàng/Huỳnh, Vũ/Võ)", "close": "họ tên gần giống",
+             "middle": "họ và tên trùng, thiếu hoặc thừa tên đệm",
              "fuzzy": "họ tên hơi giống", "different": "họ tên khác", "missing": "không có họ tên"},
     "dob": {"exact": "ngày sinh trùng", "swapped": "ngày sinh đảo ngày/tháng", "year_only": "năm sinh trùng",
             "year_off": "năm sinh lệch 1 năm", "same_year": "cùng năm sinh, khác ngày", "different": "ngày sinh khác",
@@ -78,10 +79,14 @@ def decide(profiles: pd.DataFrame, scored: pd.DataFrame, model: dict, registry_s
     out["reason"] = best["reason"].reindex(out.index).astype("string[pyarrow]")
     link_t, review_t = float(model["link_threshold"]), float(model["review_threshold"])
     # A link needs a name that agrees (exactly, without diacritics, reordered, a regional
-    # variant or one typo away); a link on the ID or the date alone is sent to review.
+    # variant or one typo away), or one that leaves out middle words on a row carrying the
+    # person's own number; a link on the ID or the date alone is sent to review.
     strong = {str(v) for v in model.get("linkable_name_levels", [])}
-    name_ok = best["name_level"].reindex(out.index).isin(strong)
-    id_only = best["name_level"].reindex(out.index).eq("missing") & best["id_level"].reindex(out.index).isin(["exact", "old"])
+    with_id = {str(v) for v in model.get("linkable_with_id_name_levels", [])}
+    name_level = best["name_level"].reindex(out.index)
+    own_id = best["id_level"].reindex(out.index).isin(["exact", "old"])
+    name_ok = name_level.isin(strong) | (name_level.isin(with_id) & own_id)
+    id_only = name_level.eq("missing") & own_id
     can_link = (name_ok | id_only).fillna(False).to_numpy()
     out["status"] = np.select([(out["match_score"] >= link_t) & can_link, out["match_score"] >= review_t],
                               ["linked", "review"], "unmatched")
