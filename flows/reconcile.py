@@ -151,9 +151,15 @@ def ignored_entries(exports: Path) -> list[str]:
                   if not p.name.startswith((".", "~$")) and not _is_province_dir(p))
 
 
+# Files that Windows writes into any folder it shows (thumbnail cache, folder settings): never exports.
+SYSTEM_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini"})
+
+
 def export_files(folder: Path) -> list[Path]:
-    """Files of a province folder (and its sub-folders), hidden files and temporaries skipped."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith((".", "~$")))
+    """Files of a province folder (and its sub-folders); hidden files, Office's lock files (~$...)
+    and Windows' folder files skipped."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith((".", "~$"))
+                  and p.name.lower() not in SYSTEM_FILES)
 
 
 def registry_files(registry: Path) -> list[Path]:

@@ -153,6 +153,8 @@ def test_a_province_without_readable_rows_still_gets_its_outputs(tmp_path):
     (exports / "01").mkdir(parents=True)
     shutil.copy(SAMPLE / "exports" / "01" / "zz_file_hong.xlsx", exports / "01")
     (exports / "48").mkdir()
+    for junk in ("Thumbs.db", "desktop.ini", "~$danh_sach.xlsx", ".~lock.danh_sach.xlsx#"):   # not exports: skipped
+        (exports / "48" / junk).write_bytes(b"\x00junk")
     shutil.copytree(SAMPLE / "exports" / "66", exports / "66")
     # Not province folders: never read, but listed (a hidden file is not)
     (exports / "HCM").mkdir()
@@ -175,6 +177,7 @@ def test_a_province_without_readable_rows_still_gets_its_outputs(tmp_path):
             assert table.schema.field(column).type == kind, (province, column)
         assert list((out / "reports" / province).glob("*.xlsx")), province
     assert [q["file"] for q in summary["provinces"]["01"]["files_quarantined"]] == ["01/zz_file_hong.xlsx"]
+    assert summary["provinces"]["48"]["files_quarantined"] == []
     assert sorted(summary["provinces"]) == ["01", "48", "66"]
     assert summary["not_read"] == ["HCM/", "loose.csv"]
     assert pq.read_table(out / "corrected" / "66.parquet").num_rows == summary["provinces"]["66"]["rows"] > 0
