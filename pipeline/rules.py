@@ -62,6 +62,7 @@ class Rules:
     campaign_start: dt.date
     dose_number_words: dict[str, int]
     placeholder_ids: frozenset[str]
+    no_id_words: frozenset[str]             # folded words meaning "no ID" in an ID cell
     century_sex: dict[str, tuple[int, str]]
     phone_prefixes: dict[str, str]          # old 4-digit prefix -> new 3-digit prefix
     sex_values: dict[str, str]
@@ -211,6 +212,7 @@ def load_rules(root: Path | str | None = None) -> Rules:
         campaign_start=_date(c, vac.get("campaign_start", "2021-03-08"), "vaccines.yaml: campaign_start"),
         dose_number_words={fold_key(k): int(v) for k, v in (vac.get("dose_numbers") or {}).items()},
         placeholder_ids=frozenset(str(p) for p in ids.get("placeholders") or []),
+        no_id_words=frozenset(fold_key(str(w)) for w in ids.get("no_id_words") or []),
         century_sex=century,
         phone_prefixes=phones,
         sex_values=sex_values,

@@ -288,3 +288,11 @@ def test_full_width_digits_and_signs_are_read_as_ascii_in_number_and_date_fields
     assert out["phone"].iloc[0] == "0903123456" and out["dose_number"].iloc[0] == 2
     # other text keeps its characters ('µ' is TCVN3's 'à' and must not become Greek 'μ')
     assert fold_fullwidth(pd.Series(["Hoµng", "Ａ1", None], dtype="string[pyarrow]")).tolist() == ["Hoµng", "A1", pd.NA]
+
+
+def test_an_id_cell_saying_there_is_none_is_a_missing_id_not_an_invalid_one():
+    from pipeline.normalize.ids import normalize_ids
+
+    raw = ["không có", "Chưa có", "N/A", "-", "...", "KHONG", "x", "CCCD: 079085001234", "0", "079085001234", None]
+    out = normalize_ids(pd.Series(raw, dtype="string[pyarrow]"))
+    assert out["id_kind"].tolist() == ["missing"] * 6 + ["invalid", "invalid", "placeholder", "personal", "missing"]

@@ -6,7 +6,7 @@ import pandas as pd
 
 from pipeline.normalize.distinct import by_distinct
 from pipeline.rules import Rules, default_rules
-from pipeline.text import WHITESPACE, extract, regex_replace
+from pipeline.text import WHITESPACE, extract, fold_key, regex_replace
 
 _SCI = r"^(?P<lead>[0-9])(?:[.,](?P<fraction>[0-9]+))?[eE]\+?(?P<exponent>[0-9]+)$"
 # One digit repeated (000000000, 111111111111): alternations, not a backreference, so that the
@@ -40,6 +40,18 @@ def _repair(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     return s.mask(bad_len), reason
 
 
+def says_no_id(raw: pd.Series, rules: Rules) -> pd.Series:
+    """True where an ID cell holds no digit and no letter ('-', '...') or one of `no_id_words`
+    ('không có', 'N/A'). Only the few values with no digit are folded one by one."""
+    no_digit = ~raw.str.contains("[0-9]", regex=True).fillna(True).astype(bool)
+    out = pd.Series(False, index=raw.index)
+    if no_digit.any():
+        text = raw[no_digit]
+        punct = ~text.str.contains(r"\pL", regex=True).fillna(True).astype(bool)
+        out[no_digit] = punct | text.map(lambda v: fold_key(str(v)) in rules.no_id_words).astype(bool)
+    return out
+
+
 def classify_ids(values: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
     """Classify distinct raw ID values.
 
@@ -50,7 +62,7 @@ def classify_ids(values: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
     """
     rules = rules or default_rules()
     raw = values.astype("string[pyarrow]")
-    blank = raw.isna() | (raw.str.strip() == "")
+    blank = raw.isna() | (raw.str.strip() == "") | says_no_id(raw, rules)
     digits, reason = _repair(raw.mask(blank))
     placeholder = digits.str.fullmatch(_ONE_DIGIT).fillna(False) | digits.isin(rules.placeholder_ids).fillna(False)
     raw_digits = raw.str.replace(r"\.0+$", "", regex=True).str.replace(r"\D", "", regex=True)
