@@ -45,6 +45,7 @@ def normalise(raw: pd.DataFrame, rules: Rules, run_date: dt.date, style: str,
     norm = normalize_exports(raw, rules, run_date=run_date, style=style, lexicon=lexicon)
     norm["dob"] = norm["dob_date"].where(norm["dob_precision"] == "day")
     norm["place_fold"] = place_key(raw["district"], raw["ward"])
+    # why the reader could not read a row safely (null where it could): such rows are rejected
     norm["read_problem"] = raw["read_problem"] if "read_problem" in raw else pd.Series(
         pd.NA, index=raw.index, dtype="string[pyarrow]")
     return norm
@@ -63,7 +64,7 @@ class Candidates:
 def find_candidates(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> Candidates:
     """Group usable rows into export persons and join them to the registry through the blocking rules."""
     rejected = ((norm["name_fold"].isna() & ~norm["id_kind"].isin(["personal", "old"]))
-                | _read_problems(norm).notna()).to_numpy()
+                | norm["read_problem"].notna()).to_numpy()
     profiles, profile_of_row = build_profiles(norm[~rejected])
     profiles["id_household"] = id_households(profiles, index)
     pairs = candidate_pairs(profiles, index, rules.matching["blocking"])
@@ -91,17 +92,10 @@ def link(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> LinkResult:
     rows["best_row"] = d["best_row"]
     rows["match_score"] = d["match_score"].fillna(0.0).where(~rejected, 0.0)
     rows["match_reason"] = d["reason"].fillna("không tìm thấy ai phù hợp trong CSDL dân cư")
-    rows.loc[rejected, "match_reason"] = _read_problems(rows).fillna(REJECT_REASON)[rejected]
+    rows.loc[rejected, "match_reason"] = rows["read_problem"].fillna(REJECT_REASON)[rejected]
     rows["candidate_rows"] = d["candidate_rows"]
     rows["case_key"] = case_keys(rows)
     return LinkResult(rows, len(profiles), len(pairs))
-
-
-def _read_problems(norm: pd.DataFrame) -> pd.Series:
-    """Why the reader could not read a row safely (null where it could): such rows are rejected."""
-    if "read_problem" in norm:
-        return norm["read_problem"]
-    return pd.Series(pd.NA, index=norm.index, dtype="string[pyarrow]")
 
 
 def apply_decisions(result: LinkResult, decisions: dict[str, Decision], index: RegistryIndex) -> dict[str, int]:

@@ -209,8 +209,18 @@ def test_a_csv_record_with_more_cells_than_the_header_is_marked_not_read_shifted
     assert frame["source_row"].tolist() == [2, 3, 4, 5]
     problems = frame["read_problem"].tolist()
     assert pd.isna(problems[0]) and pd.isna(problems[2]) and pd.isna(problems[3])
-    assert problems[1].startswith("dòng có 6 ô, nhiều hơn 5 cột của dòng tiêu đề")
+    assert problems[1].startswith("dòng có 6 ô, nhiều hơn 5 cột của tệp")
     assert frame["id_number"].iloc[2] == "079203000111" and pd.isna(frame["id_number"].iloc[3])
+    # A last column whose header cell was left out: most records have it, so it is a column, and
+    # only the record with one cell more than that is marked.
+    path.write_text("Họ và tên,Ngày sinh,Số CMND/CCCD\n"
+                    "Nguyễn Văn An,05/03/1985,079085001234,ghi chú\n"
+                    "Trần Thị Thủy,20/11/1985,079185004321,ghi chú\n"
+                    "Đặng Minh Khôi,14/07/2003,079203000111,\n"
+                    "Lê Văn Bình,1990,001090000777,ghi, chú\n", encoding="utf-8")
+    frame = read_export(path, rules).frame
+    assert frame["read_problem"].isna().tolist() == [True, True, True, False]
+    assert frame["id_number"].tolist()[:3] == ["079085001234", "079185004321", "079203000111"]
 
 
 # ---------------------------------------------------------------- CSV: Arrow and the csv module agree

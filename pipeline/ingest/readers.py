@@ -38,7 +38,7 @@ KIND_BY_SUFFIX = {".csv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx"
 
 
 READ_PROBLEM = "read_problem"   # the column saying why a row that was found cannot be read safely
-OVERLONG = ("dòng có {cells} ô, nhiều hơn {width} cột của dòng tiêu đề: có dấu phân cách thừa (ví dụ dấu phẩy "
+OVERLONG = ("dòng có {cells} ô, nhiều hơn {width} cột của tệp: có dấu phân cách thừa (ví dụ dấu phẩy "
             "trong địa chỉ không nằm trong ngoặc kép) nên các ô bị lệch cột; sửa dòng này trong tệp")
 
 
@@ -126,19 +126,28 @@ def _columns_frame(columns: Sequence[pa.Array], numbers: np.ndarray, mapping: di
     return frame
 
 
-def _overlong_rows(rows: Sequence[Sequence[object]], columns: Sequence[pa.Array], width: int) -> pa.Array | None:
-    """For CSV records with more cells than the header: the reason they are not read (null for the
-    others), or None when every record fits. A delimiter inside an unquoted value (a comma in an
-    address) shifts every cell after it into the wrong column, and which cell took the extra
-    delimiter cannot be known, so such a record is rejected rather than read shifted. Empty cells
-    past the header (a trailing delimiter) shift nothing."""
-    extra = np.zeros(len(rows), dtype=bool)
-    for col in columns[width:]:
-        extra |= col.is_valid().to_numpy(zero_copy_only=False)
-    if not extra.any():
+def _overlong_rows(columns: Sequence[pa.Array], header_width: int) -> pa.Array | None:
+    """For CSV records with more cells than the file's columns: the reason they are not read (null
+    for the others), or None when every record fits. A delimiter inside an unquoted value (a comma
+    in an address) shifts every cell after it into the wrong column, and which cell took the extra
+    delimiter cannot be known, so such a record is rejected rather than read shifted.
+
+    A record's width is up to its last non-empty cell (a trailing delimiter shifts nothing). The
+    file's width is the header's, or the width most records have where that is more (a last
+    column whose header cell was left out is a column, not a shift)."""
+    used = np.zeros(len(columns[0]) if columns else 0, dtype=np.int64)
+    for j, col in enumerate(columns):
+        used = np.where(col.is_valid().to_numpy(zero_copy_only=False), j + 1, used)
+    if not (used > header_width).any():
         return None
-    return pa.array([OVERLONG.format(cells=len(r), width=width) if bad else None
-                     for r, bad in zip(rows, extra, strict=True)], pa.string())
+    width = max(header_width, int(np.bincount(used).argmax()))
+    over = used > width
+    if not over.any():
+        return None
+    text = np.array([OVERLONG.format(cells=n, width=width) for n in used[over]], dtype=object)
+    out = np.full(len(used), None, dtype=object)
+    out[over] = text
+    return pa.array(out, pa.string())
 
 
 def _table_frame(rows: Sequence[Sequence[object]], numbers_of: Sequence[int], rules: Rules, unit: str = "rows",
@@ -153,7 +162,7 @@ def _table_frame(rows: Sequence[Sequence[object]], numbers_of: Sequence[int], ru
     data = rows[offset + 1:]
     columns = [column_text(col) for col in itertools.zip_longest(*data, fillvalue=None)]
     numbers = np.asarray(numbers_of[offset + 1:], dtype=np.int64)
-    problems = _overlong_rows(data, columns, len(rows[offset])) if unit == "lines" else None
+    problems = _overlong_rows(columns, len(rows[offset])) if unit == "lines" else None
     return _columns_frame(columns, numbers, mapping, problems), numbers_of[offset], mapping, list(rows[offset])
 
 

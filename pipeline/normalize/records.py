@@ -20,9 +20,15 @@ from pipeline.rules import Rules, default_rules
 from pipeline.text import fold_fullwidth, strip_invisible, unwrap_excel_text
 
 # The columns read here; invisible characters are taken out of them first (`strip_invisible`),
-# and Excel's text formulas unwrapped (`unwrap_excel_text`).
+# Excel's text formulas unwrapped (`unwrap_excel_text`), and in the fields of digits and signs
+# full-width forms read as ASCII (`fold_fullwidth`).
 FIELDS = ("full_name", "id_number", "date_of_birth", "dose_date", "sex", "phone", "vaccine", "dose_number")
 NUMERIC_FIELDS = ("id_number", "date_of_birth", "dose_date", "phone", "dose_number")
+
+
+def _cleaned(column: str, values: pd.Series) -> pd.Series:
+    values = unwrap_excel_text(strip_invisible(values))
+    return fold_fullwidth(values) if column in NUMERIC_FIELDS else values
 
 
 def normalize_exports(raw: pd.DataFrame, rules: Rules | None = None, *, run_date: dt.date,
@@ -34,8 +40,7 @@ def normalize_exports(raw: pd.DataFrame, rules: Rules | None = None, *, run_date
     `dose_number` and the `*_known` flags.
     """
     rules = rules or default_rules()
-    raw = raw.assign(**{c: unwrap_excel_text(strip_invisible(raw[c])) for c in FIELDS if c in raw})
-    raw = raw.assign(**{c: fold_fullwidth(raw[c]) for c in NUMERIC_FIELDS if c in raw})
+    raw = raw.assign(**{c: _cleaned(c, raw[c]) for c in FIELDS if c in raw})
     # Names are mostly Python-level work; the other fields mostly Arrow kernels that release
     # the GIL. Running names in a second thread overlaps the two on a two-core machine.
     with ThreadPoolExecutor(max_workers=1) as pool:
