@@ -106,6 +106,20 @@ def test_rows_with_neither_name_nor_id_are_rejected():
     assert out["match_reason"].str.contains("không").all()
 
 
+def test_of_two_rows_claiming_one_person_with_conflicting_details_the_one_that_agrees_keeps_the_link():
+    """Nguyễn Văn Hưng's own row, and a row with his ID but a mistyped name and another birth year
+    (twice damaged, or a relative's): the second goes to review, his own stays linked."""
+    out = run_rows([("Nguyễn Văn Hưng", "04/05/1980", "Nam", "001080000001", None, None),
+                    ("Nguyễn Văn Hưn", "04/05/1981", "Nam", "001080000001", None, None)])
+    assert out["status"].tolist() == ["matched", "review"]
+    assert out["person_id"].iloc[0] == "001080000001" and pd.isna(out["person_id"].iloc[1])
+    assert out["match_reason"].iloc[1].startswith("hai người khác nhau cùng nhận một người trong CSDL")
+    # neither agrees in every respect: both go to review, as before
+    out = run_rows([("Nguyễn Văn Hưng", "04/05/1979", "Nam", "001080000001", None, None),
+                    ("Nguyễn Văn Hưn", "04/05/1981", "Nam", "001080000001", None, None)])
+    assert out["status"].tolist() == ["review", "review"]
+
+
 def test_a_name_without_its_middle_name_links_only_with_the_persons_own_number():
     """'Lê Lan' for 'Lê Thị Lan': with her ID and birth date she is linked (NAME_WRONG, the
     registry's name written back); without an ID the two Lê Thị Lan born that day compete."""

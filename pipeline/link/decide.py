@@ -77,6 +77,9 @@ def decide(profiles: pd.DataFrame, scored: pd.DataFrame, model: dict, registry_s
     out["best_row"] = best["row"].reindex(out.index).astype("Int64")
     out["match_score"] = best["p"].reindex(out.index).fillna(0.0).astype("float64")
     out["reason"] = best["reason"].reindex(out.index).astype("string[pyarrow]")
+    # the best candidate's name (with or without diacritics) and full date of birth are the row's
+    out["agrees"] = (best["name_level"].isin(["exact", "fold"]) & (best["dob_level"] == "exact")
+                     ).reindex(out.index).fillna(False).astype(bool)
     link_t, review_t = float(model["link_threshold"]), float(model["review_threshold"])
     # A link needs a name that agrees (exactly, without diacritics, reordered, a regional
     # variant or one typo away), or one that leaves out middle words on a row carrying the
@@ -95,7 +98,8 @@ def decide(profiles: pd.DataFrame, scored: pd.DataFrame, model: dict, registry_s
     kept = order[rank < int(model["max_candidates"])]
     kept = kept[(p[kept] >= float(model["candidate_min_p"])) & np.isin(prof[kept], review.to_numpy())]
     listed = pd.DataFrame({"profile": prof[kept], "row": scored["row"].to_numpy()[kept]})
-    out["candidate_rows"] = listed.groupby("profile")["row"].agg(list).reindex(out.index)
+    # object dtype even when no profile is in review: resolve_conflicts writes lists into it later
+    out["candidate_rows"] = listed.groupby("profile")["row"].agg(list).reindex(out.index).astype(object)
     return out
 
 
@@ -103,7 +107,10 @@ def resolve_conflicts(decisions: pd.DataFrame, profiles: pd.DataFrame) -> pd.Dat
     """Two export persons claiming one registry person with conflicting details go to review.
 
     Conflicting: their names are not the same even without diacritics and
-    word order, and their dates of birth disagree.
+    word order, and their dates of birth disagree. A claimant whose name and
+    full date of birth are the registry person's own (`agrees`) keeps its link:
+    the doubt is about the others (a relative's row carrying the ID, or a row
+    damaged twice), not about the one that matches in every respect.
     """
     linked = decisions[decisions["status"] == "linked"]
     dup_rows = linked["best_row"][linked["best_row"].duplicated(keep=False)]
@@ -113,7 +120,8 @@ def resolve_conflicts(decisions: pd.DataFrame, profiles: pd.DataFrame) -> pd.Dat
                         "dob": profiles.loc[dup_rows.index, "dob_year"].astype("Int32")})
     n_names = grp.groupby("row")["name"].transform("nunique")
     n_dobs = grp.groupby("row")["dob"].transform("nunique")
-    conflict = grp.index[(n_names > 1) & (n_dobs > 1)]
+    agrees = decisions["agrees"].reindex(grp.index).to_numpy(dtype=bool)
+    conflict = grp.index[(n_names > 1) & (n_dobs > 1) & ~agrees]
     out = decisions.copy()
     out.loc[conflict, "status"] = "review"
     out.loc[conflict, "reason"] = "hai người khác nhau cùng nhận một người trong CSDL; " + out.loc[conflict, "reason"].fillna("")
