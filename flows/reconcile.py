@@ -258,6 +258,8 @@ def ingest_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules,
             run.rows_read_by_file[rel] = len(frame)
             log.info("%s: %d rows (%s%s)", rel, len(frame), outcome.kind,
                      f", {outcome.encoding}" if outcome.encoding else "")
+            if outcome.sheet is not None:
+                log.warning("%s: the first sheet has no header row; read sheet '%s'", rel, outcome.sheet)
             unsafe = frame["source_row"][frame["read_problem"].notna()]
             if len(unsafe):
                 log.warning("%s: %d rows have more cells than the header (a delimiter inside a value) and are "

@@ -120,6 +120,32 @@ def test_header_row_is_found_below_title_rows_and_excel_numbers_are_text(tmp_pat
     assert res.columns["id_number"] == "CCCD"
 
 
+def test_a_workbook_whose_first_sheet_is_a_cover_page_is_read_from_its_data_sheet(tmp_path, rules):
+    path = tmp_path / "cover.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    cover = wb.add_worksheet("Hướng dẫn")
+    cover.write_string(0, 0, "Hướng dẫn nhập liệu: ghi Họ và tên, Ngày sinh, Số CMND/CCCD")
+    hidden = wb.add_worksheet("Cũ")
+    hidden.write_row(0, 0, ["Họ và tên", "Ngày sinh", "Số CMND/CCCD"])
+    hidden.write_row(1, 0, ["Không Đọc", "01/01/1990", "001090000001"])
+    hidden.hide()
+    data = wb.add_worksheet("Danh sách")
+    data.write_row(0, 0, ["STT", "Họ và tên", "Ngày sinh", "Số CMND/CCCD"])
+    data.write_row(1, 0, [1, "Lê Văn A", "02/01/1990", "001090000777"])
+    wb.close()
+    res = read_export(path, rules)
+    assert res.sheet == "Danh sách"
+    assert res.frame["full_name"].tolist() == ["Lê Văn A"] and res.frame["source_row"].tolist() == [2]
+    # no sheet with a header row: the first sheet's problem is the file's
+    path = tmp_path / "none.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    wb.add_worksheet("A").write_string(0, 0, "trống")
+    wb.add_worksheet("B").write_row(0, 0, ["STT", "Ngày tiêm"])
+    wb.close()
+    with pytest.raises(IngestError, match="no header row"):
+        read_export(path, rules)
+
+
 def test_headers_with_annotations_and_line_breaks_are_recognised(tmp_path, rules):
     path = tmp_path / "annotated.xlsx"
     wb = xlsxwriter.Workbook(str(path))

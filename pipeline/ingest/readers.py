@@ -55,6 +55,7 @@ class ReadResult:
     encoding: str | None
     header_row: int              # the row / line number of the header (0 for Parquet)
     columns: dict[str, str]      # canonical -> header text as written
+    sheet: str | None = None     # the worksheet read, where it is not the workbook's first
 
 
 def cell_text(value: object) -> str | None:
@@ -167,16 +168,33 @@ def _table_frame(rows: Sequence[Sequence[object]], numbers_of: Sequence[int], ru
 
 
 def read_xlsx(path: Path, rules: Rules) -> ReadResult:
-    """First sheet of a workbook (.xlsx, or a legacy .xls), read with calamine (Rust)."""
+    """First sheet of a workbook (.xlsx, or a legacy .xls), read with calamine (Rust).
+
+    Where the first sheet has no header row (a cover or instructions page), the first other
+    visible worksheet that has one is read, and named in the result; otherwise the first sheet's
+    problem is raised."""
     try:
         book = python_calamine.CalamineWorkbook.from_path(str(path))
-        sheet = book.get_sheet_by_index(0)
-        rows = sheet.to_python(skip_empty_area=False)
+        rows = book.get_sheet_by_index(0).to_python(skip_empty_area=False)
     except Exception as exc:  # calamine raises its own error types for every kind of damage
         raise IngestError(f"not a readable XLSX workbook: {exc}") from exc
-    frame, header_no, mapping, header = _table_frame(rows, range(1, len(rows) + 1), rules)
-    return ReadResult(frame, "xlsx", None, header_no,
-                      {c: str(header[i]) for i, c in mapping.items()})
+    sheet = None
+    try:
+        frame, header_no, mapping, header = _table_frame(rows, range(1, len(rows) + 1), rules)
+    except IngestError as first_problem:
+        for k, meta in enumerate(book.sheets_metadata[1:], start=1):
+            if meta.typ != python_calamine.SheetTypeEnum.WorkSheet or meta.visible != python_calamine.SheetVisibleEnum.Visible:
+                continue
+            try:
+                rows = book.get_sheet_by_index(k).to_python(skip_empty_area=False)
+                frame, header_no, mapping, header = _table_frame(rows, range(1, len(rows) + 1), rules)
+            except Exception:  # any other sheet's problem (calamine errors included): try the next one
+                continue
+            sheet = meta.name
+            break
+        else:
+            raise first_problem from None
+    return ReadResult(frame, "xlsx", None, header_no, {c: str(header[i]) for i, c in mapping.items()}, sheet)
 
 
 def detect_encoding(raw: bytes) -> tuple[str, str]:
