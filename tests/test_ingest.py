@@ -146,6 +146,20 @@ def test_a_workbook_whose_first_sheet_is_a_cover_page_is_read_from_its_data_shee
         read_export(path, rules)
 
 
+def test_a_name_split_into_family_and_given_columns_is_joined(tmp_path, rules):
+    path = tmp_path / "split.csv"
+    path.write_text("STT,Họ và tên đệm,Tên,Ngày sinh,Số CMND/CCCD\n"
+                    "1,Nguyễn Văn,An,05/03/1985,079085001234\n"
+                    "2,,Khôi,14/07/2003,079203000111\n"
+                    "3,Trần Thị,,20/11/1985,079185004321\n", encoding="utf-8")
+    frame = read_export(path, rules).frame
+    assert frame["full_name"].tolist() == ["Nguyễn Văn An", "Khôi", "Trần Thị"]
+    # with the whole name in "Họ và tên", a separate "Tên" (kept for sorting) changes nothing
+    path.write_text("Họ và tên,Họ,Tên,Ngày sinh,Số CMND/CCCD\n"
+                    "Nguyễn Văn An,Nguyễn,An,05/03/1985,079085001234\n", encoding="utf-8")
+    assert read_export(path, rules).frame["full_name"].tolist() == ["Nguyễn Văn An"]
+
+
 def test_headers_with_annotations_and_line_breaks_are_recognised(tmp_path, rules):
     path = tmp_path / "annotated.xlsx"
     wb = xlsxwriter.Workbook(str(path))

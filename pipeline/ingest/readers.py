@@ -31,12 +31,14 @@ import python_calamine
 
 from pipeline.ingest.headers import find_header, map_header
 from pipeline.rules import Rules
+from pipeline.text import fold_key
 
 CANONICAL = ("full_name", "date_of_birth", "sex", "id_number", "phone", "address", "district", "ward",
              "dose_date", "dose_number", "vaccine", "lot_number", "site")
 KIND_BY_SUFFIX = {".csv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx", ".xls": "xlsx", ".parquet": "parquet"}
 
 
+FAMILY_PART = "name_family_part"   # a column of family and middle names, joined to the given name of "Tên"
 READ_PROBLEM = "read_problem"   # the column saying why a row that was found cannot be read safely
 OVERLONG = ("dòng có {cells} ô, nhiều hơn {width} cột của tệp: có dấu phân cách thừa (ví dụ dấu phẩy "
             "trong địa chỉ không nằm trong ngoặc kép) nên các ô bị lệch cột; sửa dòng này trong tệp")
@@ -108,10 +110,11 @@ def _header(rows: Sequence[Sequence[object]], rules: Rules, unit: str) -> tuple[
 
 
 def _columns_frame(columns: Sequence[pa.Array], numbers: np.ndarray, mapping: dict[int, str],
-                   problems: pa.Array | None = None) -> pd.DataFrame:
+                   header: Sequence[object], problems: pa.Array | None = None) -> pd.DataFrame:
     """The canonical columns of the data rows (`numbers`: the row number a person sees for each);
-    rows whose every cell is blank are left out. `problems`: why a row cannot be read safely
-    (null where it can), kept as the `read_problem` column."""
+    rows whose every cell is blank are left out. A name split over two columns is joined
+    (`split_name`). `problems`: why a row cannot be read safely (null where it can), kept as the
+    `read_problem` column."""
     keep = np.zeros(len(numbers), dtype=bool)
     for col in columns:
         keep |= col.is_valid().to_numpy(zero_copy_only=False)
@@ -121,10 +124,26 @@ def _columns_frame(columns: Sequence[pa.Array], numbers: np.ndarray, mapping: di
         c: pd.array(columns[column_of[c]].filter(mask) if column_of.get(c, len(columns)) < len(columns)
                     else pa.nulls(n, pa.string()), dtype="string[pyarrow]")
         for c in CANONICAL})
+    if split_name(header, column_of) and max(column_of["full_name"], column_of[FAMILY_PART]) < len(columns):
+        frame["full_name"] = pd.array(_joined_name(columns[column_of[FAMILY_PART]].filter(mask),
+                                                   columns[column_of["full_name"]].filter(mask)), dtype="string[pyarrow]")
     frame["source_row"] = pd.array(numbers[keep], dtype="int64")
     frame[READ_PROBLEM] = pd.array(problems.filter(mask) if problems is not None else pa.nulls(n, pa.string()),
                                    dtype="string[pyarrow]")
     return frame
+
+
+def split_name(header: Sequence[object], column_of: dict[str, int]) -> bool:
+    """The name is split in two columns: family and middle names, and the given name under "Tên"
+    alone (a file with "Họ và tên" has the whole name in it, whatever other columns say)."""
+    return (FAMILY_PART in column_of and "full_name" in column_of
+            and fold_key(str(header[column_of["full_name"]])) == "ten")
+
+
+def _joined_name(family: pa.Array, given: pa.Array) -> pa.Array:
+    """'Nguyễn Văn' + 'An' -> 'Nguyễn Văn An' (either part alone where the other is empty)."""
+    both = pc.binary_join_element_wise(family, given, " ")
+    return pc.coalesce(both, given, family)
 
 
 def _overlong_rows(columns: Sequence[pa.Array], header_width: int) -> pa.Array | None:
@@ -164,7 +183,8 @@ def _table_frame(rows: Sequence[Sequence[object]], numbers_of: Sequence[int], ru
     columns = [column_text(col) for col in itertools.zip_longest(*data, fillvalue=None)]
     numbers = np.asarray(numbers_of[offset + 1:], dtype=np.int64)
     problems = _overlong_rows(columns, len(rows[offset])) if unit == "lines" else None
-    return _columns_frame(columns, numbers, mapping, problems), numbers_of[offset], mapping, list(rows[offset])
+    return (_columns_frame(columns, numbers, mapping, rows[offset], problems), numbers_of[offset], mapping,
+            list(rows[offset]))
 
 
 def read_xlsx(path: Path, rules: Rules) -> ReadResult:
@@ -343,7 +363,7 @@ def _plain_csv(text: str, delim: str, rules: Rules,
         return None
     columns = [_blank_to_null(table.column(i).combine_chunks()) for i in range(len(names))]
     numbers = np.arange(offset + 2, offset + 2 + table.num_rows, dtype=np.int64)
-    return _columns_frame(columns, numbers, mapping), offset + 1, mapping, list(rows[offset])
+    return _columns_frame(columns, numbers, mapping, rows[offset]), offset + 1, mapping, list(rows[offset])
 
 
 def read_parquet(path: Path, rules: Rules) -> ReadResult:
