@@ -160,6 +160,19 @@ def test_a_name_split_into_family_and_given_columns_is_joined(tmp_path, rules):
     assert read_export(path, rules).frame["full_name"].tolist() == ["Nguyễn Văn An"]
 
 
+def test_separate_old_and_new_id_columns_give_the_personal_number_where_there_is_one(tmp_path, rules):
+    path = tmp_path / "two_ids.csv"
+    path.write_text("Họ và tên,Ngày sinh,Số CMND,Số CCCD\n"
+                    "Nguyễn Văn An,05/03/1985,025123456,079085001234\n"
+                    "Huỳnh Văn Đức,06/06/1970,023456789,\n"
+                    "Đặng Minh Khôi,14/07/2003,,79203000111\n"
+                    "Lê Văn Bình,1990,,\n", encoding="utf-8")
+    res = read_export(path, rules)
+    ids = res.frame["id_number"].tolist()
+    assert ids[:3] == ["079085001234", "023456789", "79203000111"] and pd.isna(ids[3])
+    assert res.columns["id_number"] == "Số CMND"
+
+
 def test_headers_with_annotations_and_line_breaks_are_recognised(tmp_path, rules):
     path = tmp_path / "annotated.xlsx"
     wb = xlsxwriter.Workbook(str(path))

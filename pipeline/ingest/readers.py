@@ -29,7 +29,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import python_calamine
 
-from pipeline.ingest.headers import find_header, map_header
+from pipeline.ingest.headers import find_header, header_name, map_header
 from pipeline.rules import Rules
 from pipeline.text import fold_key
 
@@ -110,11 +110,11 @@ def _header(rows: Sequence[Sequence[object]], rules: Rules, unit: str) -> tuple[
 
 
 def _columns_frame(columns: Sequence[pa.Array], numbers: np.ndarray, mapping: dict[int, str],
-                   header: Sequence[object], problems: pa.Array | None = None) -> pd.DataFrame:
+                   header: Sequence[object], rules: Rules, problems: pa.Array | None = None) -> pd.DataFrame:
     """The canonical columns of the data rows (`numbers`: the row number a person sees for each);
     rows whose every cell is blank are left out. A name split over two columns is joined
-    (`split_name`). `problems`: why a row cannot be read safely (null where it can), kept as the
-    `read_problem` column."""
+    (`split_name`); several ID columns give one ID (`_one_id`). `problems`: why a row cannot be
+    read safely (null where it can), kept as the `read_problem` column."""
     keep = np.zeros(len(numbers), dtype=bool)
     for col in columns:
         keep |= col.is_valid().to_numpy(zero_copy_only=False)
@@ -127,10 +127,25 @@ def _columns_frame(columns: Sequence[pa.Array], numbers: np.ndarray, mapping: di
     if split_name(header, column_of) and max(column_of["full_name"], column_of[FAMILY_PART]) < len(columns):
         frame["full_name"] = pd.array(_joined_name(columns[column_of[FAMILY_PART]].filter(mask),
                                                    columns[column_of["full_name"]].filter(mask)), dtype="string[pyarrow]")
+    id_columns = [i for i, cell in enumerate(header) if i < len(columns) and cell is not None
+                  and header_name(cell, rules) == "id_number"]
+    if len(id_columns) > 1:
+        frame["id_number"] = pd.array(_one_id([columns[i].filter(mask) for i in id_columns]), dtype="string[pyarrow]")
     frame["source_row"] = pd.array(numbers[keep], dtype="int64")
     frame[READ_PROBLEM] = pd.array(problems.filter(mask) if problems is not None else pa.nulls(n, pa.string()),
                                    dtype="string[pyarrow]")
     return frame
+
+
+def _one_id(candidates: Sequence[pa.Array]) -> pa.Array:
+    """One ID per row from several ID columns ('Số CMND' and 'Số CCCD'): the first cell holding a
+    personal number (10 to 12 digits: lost leading zeros included), else the first non-empty one."""
+    personal = []
+    for cells in candidates:
+        n = pc.utf8_length(pc.replace_substring_regex(cells, r"[^0-9]", ""))
+        personal.append(pc.if_else(pc.fill_null(pc.and_(pc.greater_equal(n, 10), pc.less_equal(n, 12)), False),
+                                   cells, pa.scalar(None, pa.string())))
+    return pc.coalesce(*personal, *candidates)
 
 
 def split_name(header: Sequence[object], column_of: dict[str, int]) -> bool:
@@ -183,7 +198,7 @@ def _table_frame(rows: Sequence[Sequence[object]], numbers_of: Sequence[int], ru
     columns = [column_text(col) for col in itertools.zip_longest(*data, fillvalue=None)]
     numbers = np.asarray(numbers_of[offset + 1:], dtype=np.int64)
     problems = _overlong_rows(columns, len(rows[offset])) if unit == "lines" else None
-    return (_columns_frame(columns, numbers, mapping, rows[offset], problems), numbers_of[offset], mapping,
+    return (_columns_frame(columns, numbers, mapping, rows[offset], rules, problems), numbers_of[offset], mapping,
             list(rows[offset]))
 
 
@@ -363,7 +378,7 @@ def _plain_csv(text: str, delim: str, rules: Rules,
         return None
     columns = [_blank_to_null(table.column(i).combine_chunks()) for i in range(len(names))]
     numbers = np.arange(offset + 2, offset + 2 + table.num_rows, dtype=np.int64)
-    return _columns_frame(columns, numbers, mapping, rows[offset]), offset + 1, mapping, list(rows[offset])
+    return _columns_frame(columns, numbers, mapping, rows[offset], rules), offset + 1, mapping, list(rows[offset])
 
 
 def read_parquet(path: Path, rules: Rules) -> ReadResult:
