@@ -216,3 +216,21 @@ def test_a_registry_of_a_hundred_people_links_clear_cases_and_keeps_namesakes_ap
     assert out["codes"][0] == ["NAME_DIACRITICS"] and out["codes"][2] == ["ID_MISSING"]
     assert out["status"][3] == "review" and sorted(out["candidate_ids"][3]) == ["001190000003", "079190000004"]
     assert out["status"][4] not in ("matched", "corrected")
+
+
+def test_a_level_that_only_says_how_the_name_was_written_weighs_the_name_not_the_style():
+    """`u: tf_style`: the weight of 'written without diacritics' is log2(1/tf) whatever share of
+    rows is written so (a stranger's row is as often written so as the person's own); `u: tf`
+    keeps log2(m/tf), so a rarer level weighs less."""
+    import numpy as np
+
+    from pipeline.link.scoring import level_weights
+
+    levels = np.array(["fold", "fold", "exact"], dtype=object)
+    tf = np.array([1e-3, 1e-5, 1e-3])
+    for m_fold in (0.02, 0.3):
+        comparisons = {"name": {"exact": {"m": 0.85, "u": "tf"}, "fold": {"m": m_fold, "u": "tf_style"}}}
+        w = level_weights(comparisons, "name", levels, tf, 1e-7)
+        assert np.allclose(w, [np.log2(1e3), np.log2(1e5), np.log2(0.85 / 1e-3)])
+    comparisons = {"name": {"fold": {"m": 0.02, "u": "tf"}}}
+    assert np.allclose(level_weights(comparisons, "name", levels[:1], tf[:1], 1e-7), [np.log2(0.02 / 1e-3)])

@@ -167,7 +167,10 @@ def level_weights(comparisons: dict, field: str, levels: np.ndarray | pd.Categor
                   tf_floor: float, chance: float | None = None, extra: dict[str, float] | None = None) -> np.ndarray:
     """log2(m/u) per pair.
 
-    `u: tf` is the term frequency of the name in the registry; `u: freq` the
+    `u: tf` is the term frequency of the name in the registry; `u: tf_style` the
+    same times m, for a level that only says how the export wrote the name (its
+    weight is then log2(1/tf): the writing style is as common among strangers'
+    rows as among the person's own, so it is no evidence either way); `u: freq` the
     chance that two random registry people agree on the field (sum of squared
     value shares); `u: 1-freq` its complement; `u: freq_<column>` the chance
     agreement of another registry column (household for the household level).
@@ -181,6 +184,9 @@ def level_weights(comparisons: dict, field: str, levels: np.ndarray | pd.Categor
         if spec["u"] == "tf":
             assert tf is not None, f"{field}.{level}: tf weight needs frequencies"
             out[sel] = np.log2(m / np.maximum(tf[sel], tf_floor))
+        elif spec["u"] == "tf_style":
+            assert tf is not None, f"{field}.{level}: tf weight needs frequencies"
+            out[sel] = np.log2(1.0 / np.maximum(tf[sel], tf_floor))
         elif spec["u"] in ("freq", "1-freq"):
             assert chance is not None, f"{field}.{level}: freq weight needs value frequencies"
             u = chance if spec["u"] == "freq" else 1.0 - chance
