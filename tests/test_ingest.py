@@ -178,8 +178,9 @@ def test_headers_with_annotations_and_line_breaks_are_recognised(tmp_path, rules
     wb = xlsxwriter.Workbook(str(path))
     ws = wb.add_worksheet()
     ws.write_row(0, 0, ["STT", "Họ và tên (*)", "Ngày sinh\n(dd/mm/yyyy)", "Giới tính [Nam/Nữ]", "Số CMND/\nCCCD *",
-                        "Ghi chú (Số điện thoại)", "Ngày tiêm"])
-    ws.write_row(1, 0, [1, "Lê Văn A", "02/01/1990", "Nam", "001090000777", "0903123456", "01/08/2021"])
+                        "Ghi chú (Số điện thoại)", "Ngày tiêm", "CCCD (người giám hộ)", "Họ tên (cha/mẹ)"])
+    ws.write_row(1, 0, [1, "Lê Văn A", "02/01/1990", "Nam", "001090000777", "0903123456", "01/08/2021",
+                        "001070000001", "Lê Văn B"])
     wb.close()
     res = read_export(path, rules)
     assert res.columns == {"full_name": "Họ và tên (*)", "date_of_birth": "Ngày sinh\n(dd/mm/yyyy)",
@@ -187,6 +188,11 @@ def test_headers_with_annotations_and_line_breaks_are_recognised(tmp_path, rules
     assert res.frame[["full_name", "date_of_birth", "sex", "id_number"]].iloc[0].tolist() == [
         "Lê Văn A", "02/01/1990", "Nam", "001090000777"]
     assert res.frame["phone"].isna().all()   # a note's annotation does not make it the phone column
+    # a guardian's ID or a parent's name is not the vaccinated person's, wherever the column stands
+    from pipeline.ingest.headers import header_name
+
+    assert header_name("CCCD (người giám hộ)", rules) is None and header_name("Họ tên (cha/mẹ)", rules) is None
+    assert header_name("Số CMND/CCCD (nếu có)", rules) == "id_number"
 
 
 @pytest.mark.parametrize(("name", "content", "problem"), [

@@ -6,20 +6,25 @@ import re
 from collections.abc import Sequence
 
 from pipeline.rules import Rules
-from pipeline.text import fold_key
+from pipeline.text import fold_key, fold_words
 
 # What templates write next to a column's name: a format or unit in brackets, a star marking a
 # required column ("Ngày sinh (dd/mm/yyyy)", "Họ và tên (*)", "Số CMND/CCCD [bắt buộc]").
 _ANNOTATION = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|\*")
+# Words of an annotation that make the column someone else's: "Số CCCD (người giám hộ)",
+# "Họ tên (cha/mẹ)" on a child's row are not the vaccinated person's ID or name.
+_OTHER_PERSON = frozenset({"giam", "cha", "me", "bo", "than", "vo", "chong", "con", "nguoi", "cua"})
 
 
 def header_name(cell: object, rules: Rules) -> str | None:
     """The canonical column a header cell names: its text as a known alias, else the text without
-    bracketed annotations and stars."""
+    bracketed annotations and stars, unless an annotation says the column is another person's."""
     text = str(cell)
     canonical = rules.header_aliases.get(fold_key(text))
     if canonical is None and _ANNOTATION.search(text):
-        canonical = rules.header_aliases.get(fold_key(_ANNOTATION.sub(" ", text)))
+        notes = {w for part in _ANNOTATION.findall(text) for w in fold_words(part)}
+        if not notes & _OTHER_PERSON:
+            canonical = rules.header_aliases.get(fold_key(_ANNOTATION.sub(" ", text)))
     return canonical
 
 
