@@ -193,6 +193,7 @@ def test_headers_with_annotations_and_line_breaks_are_recognised(tmp_path, rules
 
     assert header_name("CCCD (người giám hộ)", rules) is None and header_name("Họ tên (cha/mẹ)", rules) is None
     assert header_name("Số CMND/CCCD (nếu có)", rules) == "id_number"
+    assert header_name("Họ và tên (người được tiêm)", rules) == "full_name"
 
 
 @pytest.mark.parametrize(("name", "content", "problem"), [

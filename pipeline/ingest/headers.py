@@ -13,7 +13,7 @@ from pipeline.text import fold_key, fold_words
 _ANNOTATION = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|\*")
 # Words of an annotation that make the column someone else's: "Số CCCD (người giám hộ)",
 # "Họ tên (cha/mẹ)" on a child's row are not the vaccinated person's ID or name.
-_OTHER_PERSON = frozenset({"giam", "cha", "me", "bo", "than", "vo", "chong", "con", "nguoi", "cua"})
+_OTHER_PERSON = frozenset({"giam", "cha", "me", "bo", "than", "vo", "chong"})
 
 
 def header_name(cell: object, rules: Rules) -> str | None:
