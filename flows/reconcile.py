@@ -262,8 +262,8 @@ def ingest_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules,
                 log.warning("%s: the first sheet has no header row; read sheet '%s'", rel, outcome.sheet)
             unsafe = frame["source_row"][frame["read_problem"].notna()]
             if len(unsafe):
-                log.warning("%s: %d rows have more cells than the header (a delimiter inside a value) and are "
-                            "rejected, rows %s", rel, len(unsafe),
+                log.warning("%s: %d rows have more cells than the file has columns (a delimiter inside a value) "
+                            "and are rejected, rows %s", rel, len(unsafe),
                             ", ".join(map(str, unsafe.iloc[:10])) + (", ..." if len(unsafe) > 10 else ""))
     if not frames:
         from pipeline.ingest.readers import CANONICAL, READ_PROBLEM

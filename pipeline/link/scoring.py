@@ -181,12 +181,10 @@ def level_weights(comparisons: dict, field: str, levels: np.ndarray | pd.Categor
         if not sel.any():
             continue
         m = float(spec["m"])
-        if spec["u"] == "tf":
+        if spec["u"] in ("tf", "tf_style"):
             assert tf is not None, f"{field}.{level}: tf weight needs frequencies"
-            out[sel] = np.log2(m / np.maximum(tf[sel], tf_floor))
-        elif spec["u"] == "tf_style":
-            assert tf is not None, f"{field}.{level}: tf weight needs frequencies"
-            out[sel] = np.log2(1.0 / np.maximum(tf[sel], tf_floor))
+            # tf_style: u = tf * m, so m cancels out
+            out[sel] = np.log2((1.0 if spec["u"] == "tf_style" else m) / np.maximum(tf[sel], tf_floor))
         elif spec["u"] in ("freq", "1-freq"):
             assert chance is not None, f"{field}.{level}: freq weight needs value frequencies"
             u = chance if spec["u"] == "freq" else 1.0 - chance
