@@ -6,6 +6,7 @@ import codecs
 import csv
 import io
 import unicodedata
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -209,6 +210,37 @@ def test_unreadable_files_raise_a_reason(tmp_path, rules, name, content, problem
     path.write_bytes(content)
     with pytest.raises(IngestError, match=problem):
         read_export(path, rules)
+
+
+def test_stray_nul_bytes_are_removed_but_binary_content_is_still_refused(tmp_path, rules):
+    """A NUL typed into a cell, and NUL padding after a copy cut short, cost neither the file nor a
+    row: they are removed and counted. A ZIP (an .xlsx renamed .csv) keeps its NULs and is refused."""
+    body = "Họ và tên,Giới tính,Số CMND/CCCD\nĐỗ Thị Hà,Nữ\x00,001190000001\nLê Văn An,Nam,001090000002\n"
+    path = tmp_path / "nul.csv"
+    path.write_bytes(body.encode() + b"\x00" * 600)
+    res = read_export(path, rules)
+    assert res.encoding == "utf-8, 601 NUL bytes removed"
+    assert res.frame["sex"].tolist() == ["Nữ", "Nam"]
+    assert res.frame["source_row"].tolist() == [2, 3]
+    zipped = tmp_path / "renamed.csv"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("xl/worksheets/sheet1.xml", bytes(range(256)) * 40)
+    zipped.write_bytes(buf.getvalue())
+    with pytest.raises(IngestError, match="binary content"):
+        read_export(zipped, rules)
+
+
+def test_a_cell_longer_than_the_csv_modules_limit_is_read(tmp_path, rules):
+    """Python's csv module refuses fields over 128 KiB by default: one such cell (a pasted text, a
+    runaway quote) failed the whole province. The row is read like any other."""
+    path = tmp_path / "long.csv"
+    long_note = "x" * 300_000
+    path.write_text("Họ và tên,Ngày sinh,Số CMND/CCCD,Ghi chú\n\"Lê Văn\nAn\",1990,001090000002,ok\n"
+                    f"Đỗ Thị Hà,1990,001190000001,\"{long_note}\"\nTrần Bình,1990,001090000003,\n", encoding="utf-8")
+    res = read_export(path, rules)
+    assert res.frame["full_name"].tolist() == ["Lê Văn\nAn", "Đỗ Thị Hà", "Trần Bình"]
+    assert res.frame["source_row"].tolist() == [2, 4, 5]
 
 
 def test_utf16_without_tabs_and_bom_detection(tmp_path, rules):

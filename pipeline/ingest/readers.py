@@ -39,6 +39,9 @@ KIND_BY_SUFFIX = {".csv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx"
 
 
 FAMILY_PART = "name_family_part"   # a column of family and middle names, joined to the given name of "Tên"
+# Python's csv module refuses a field over 128 KiB, and would refuse a whole file for one such cell
+# (a pasted document, a runaway quote). Arrow has no such limit; neither do we.
+csv.field_size_limit(2**31 - 1)
 READ_PROBLEM = "read_problem"   # the column saying why a row that was found cannot be read safely
 OVERLONG = ("dòng có {cells} ô, nhiều hơn {width} cột của tệp: có dấu phân cách thừa (ví dụ dấu phẩy "
             "trong địa chỉ không nằm trong ngoặc kép) nên các ô bị lệch cột; sửa dòng này trong tệp")
@@ -232,6 +235,27 @@ def read_xlsx(path: Path, rules: Rules) -> ReadResult:
     return ReadResult(frame, "xlsx", None, header_no, {c: str(header[i]) for i, c in mapping.items()}, sheet)
 
 
+# Control bytes that text never holds (NUL apart): a file with more than a few of them is not text.
+_CONTROL = bytes(b for b in range(1, 32) if b not in b"\t\n\r\x0c\x1a")
+
+
+def without_stray_nul(raw: bytes) -> tuple[bytes, int]:
+    """(bytes, NULs removed) of a text file that holds stray NUL bytes: padding after a copy that
+    was cut short, or one typed into a cell. UTF-16 text (whose NULs are half its characters) and
+    binary content are returned as they are: binary content has other control bytes too, or more
+    than one NUL in a hundred bytes once trailing padding is set aside."""
+    if b"\x00" not in raw or raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return raw, 0
+    head = raw[:4000]
+    if _utf16_without_bom(head[: len(head) // 2 * 2]) is not None:
+        return raw, 0
+    body = raw.rstrip(b"\x00")
+    nuls = body.count(0)
+    if nuls > len(body) / 100 or len(body.translate(None, _CONTROL)) < len(body) - len(body) // 1000:
+        return raw, 0
+    return body.replace(b"\x00", b""), len(raw) - len(body) + nuls
+
+
 def detect_encoding(raw: bytes) -> tuple[str, str]:
     """(codec, label): BOMs first, then UTF-16 without one (by where its NUL bytes fall), strict
     UTF-8, else Windows-1258."""
@@ -310,7 +334,7 @@ def sniff_delimiter(lines: Sequence[str]) -> str:
 
 def read_csv(path: Path, rules: Rules) -> ReadResult:
     """CSV or Excel 'Unicode text', encoding and delimiter detected."""
-    raw = path.read_bytes()
+    raw, nuls = without_stray_nul(path.read_bytes())
     codec, label = detect_encoding(raw)
     if codec == "cp1258":
         text, label = decode_legacy(raw)
@@ -319,6 +343,8 @@ def read_csv(path: Path, rules: Rules) -> ReadResult:
             text = raw.decode(codec)
         except UnicodeDecodeError as exc:
             raise IngestError(f"cannot decode as {label}: {exc}") from exc
+    if nuls:
+        label += f", {nuls} NUL bytes removed"
     delim = sniff_delimiter(text[:1_000_000].splitlines()[:30])
     fast = _plain_csv(text, delim, rules)
     if fast is not None:
