@@ -282,6 +282,9 @@ def _read_timed(path: Path, rules: Rules) -> tuple[ReadResult | IngestError, flo
         return read_export(path, rules), time.perf_counter() - t0
     except IngestError as exc:
         return exc, time.perf_counter() - t0
+    except Exception as exc:  # a reader's fault on one file: that file is quarantined, not the province failed
+        log.exception("%s: unexpected error while reading", path.name)
+        return IngestError(f"unexpected error while reading ({type(exc).__name__}: {exc})"), time.perf_counter() - t0
 
 
 def _count(sink: dict[str, dict[str, float]], key: str, rows: int, seconds: float) -> None:

@@ -118,6 +118,30 @@ def test_a_crashing_province_fails_alone_and_bad_data_is_not_retried(tmp_path, m
     assert json.loads((out / "run.json").read_text(encoding="utf-8"))["provinces"]["79"]["status"] == "failed"
 
 
+def test_a_reader_crashing_on_one_file_quarantines_that_file_not_the_province(tmp_path, monkeypatch):
+    """A fault of ours in a reader (not a refused file) costs its file, named with the error, and
+    the province's other files are read, linked and written."""
+    exports, out = _exports(tmp_path, ("79",)), tmp_path / "out"
+    real = stages.read_export
+    victim = "diem_tiem_03_xlsx_utf-8.xlsx"
+
+    def flaky(path, rules):
+        if path.name == victim:
+            raise KeyError("simulated reader bug")
+        return real(path, rules)
+
+    monkeypatch.setattr(stages, "read_export", flaky)
+    result = _run(exports, out)
+    entry = result["provinces"]["79"]
+    assert result["exit_code"] == 3 and entry["status"] == "ok"
+    assert entry["files_quarantined"] == [{"file": f"79/{victim}",
+                                           "reason": "unexpected error while reading (KeyError: 'simulated reader bug')"}]
+    assert (out / "quarantine" / "79" / victim).exists()
+    corrected = pq.read_table(out / "corrected" / "79.parquet").to_pandas()
+    assert len(corrected) == entry["rows"] > 0 and len(entry["files_read"]) == 8
+    assert sorted(set(corrected["source_file"])) == entry["files_read"] and f"79/{victim}" not in entry["files_read"]
+
+
 def test_a_transient_error_is_retried(tmp_path, monkeypatch):
     exports, out = _exports(tmp_path, ("66",)), tmp_path / "out"
     calls = []
