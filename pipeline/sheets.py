@@ -11,7 +11,8 @@ closed it. CSV copies go through Arrow's CSV writer.
 Every text value goes through the same formula guard as `safe_text`: a cell
 starting with = + - @ or a tab or line break gets a leading apostrophe, so no
 spreadsheet runs it. Characters XML 1.0 cannot hold (control characters other
-than tab and line breaks) are dropped.
+than tab and line breaks) are dropped, and a text longer than Excel's 32,767
+characters is cut there (the CSV copies keep it whole).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import pyarrow.csv as pacsv
 from pipeline.text import arrow_text
 
 MAX_ROWS = 1_048_576            # rows in an Excel sheet, the header row included
+MAX_CELL_CHARS = 32_767        # Excel's limit: a longer cell makes it "repair" the workbook; cut there
 EXCEL_EPOCH = dt.date(1899, 12, 30)
 _FORMULA_RE = "^[=+\\-@\t\r\n]"
 _BAD_XML_RE = "[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
@@ -94,7 +96,7 @@ def _cells(col: Column, letter: str, rownums: pa.Array, date_style: int) -> pa.A
         shown = pc.strftime(pc.cast(col.values, pa.timestamp("s")), format="%d/%m/%Y")
         text = pc.binary_join_element_wise(ref, '" t="inlineStr"><is><t>', shown, "</t></is></c>", "")
         return pc.if_else(pc.less(serial, 1), text, number)
-    text = safe_strings(col.values)
+    text = pc.utf8_slice_codeunits(safe_strings(col.values), 0, MAX_CELL_CHARS)
     text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
     return pc.binary_join_element_wise(ref, '" t="inlineStr"><is><t xml:space="preserve">', _xml_text(text),
                                        "</t></is></c>", "")

@@ -268,6 +268,29 @@ def test_fast_sheet_cells_are_escaped_typed_and_formula_safe(tmp_path, monkeypat
     assert data[1] == '"a<b & c>d",1,"11/05/2021"' and data[2].startswith('"\'=SUM(A1)",2,')
 
 
+def test_a_text_longer_than_an_excel_cell_is_cut_to_excels_limit(tmp_path):
+    """Excel holds at most 32,767 characters in a cell and 'repairs' a workbook with a longer one;
+    the sheet writer cuts there, the CSV copy keeps the text whole."""
+    import pyarrow as pa
+    import python_calamine
+    import xlsxwriter
+
+    from pipeline import sheets
+
+    long = "Nguyễn " * 6000          # 42,000 characters
+    columns = [sheets.Column("Ghi chú", "text", pa.array([long, "ngắn"]))]
+    path = tmp_path / "t.xlsx"
+    wb = xlsxwriter.Workbook(str(path), {"constant_memory": True})
+    ws = wb.add_worksheet("a")
+    ws.write_row(0, 0, ["Ghi chú"])
+    style = wb.add_format({"num_format": "dd/mm/yyyy"})._get_xf_index()
+    wb.close()
+    sheets.fill_sheets(path, {1: (columns, (0, 2), style)})
+    cells = [r[0] for r in python_calamine.CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python()[1:]]
+    assert cells == [long[:sheets.MAX_CELL_CHARS], "ngắn"] and len(cells[0]) == 32_767
+    assert long in sheets.csv_bytes(columns).decode("utf-8-sig")
+
+
 def test_input_suite_checks_only_its_columns_and_still_fails_bad_files(tmp_path):
     from pipeline.rules import default_rules
     from pipeline.validate import Validator, input_frame, load_specs, suite_columns
