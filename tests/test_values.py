@@ -72,6 +72,12 @@ def test_personal_id_structure_is_decoded():
     ("5/3/1985 2:30:15 CH", "1985-03-05", 1985, "day"),
     ("2021-08-15T09:35:12.5+07:00", "2021-08-15", 2021, "day"),
     ("05.03.1985 0:00 AM", "1985-03-05", 1985, "day"),
+    # the month named: a custom date format saved to CSV, or the date written out in Vietnamese
+    ("05-Mar-1985", "1985-03-05", 1985, "day"),
+    ("5 March 85", "1985-03-05", 1985, "day"),
+    ("12-dec-2001", "2001-12-12", 2001, "day"),
+    ("ngày 5 tháng 3 năm 1985", "1985-03-05", 1985, "day"),
+    ("05 tháng 03 1985", "1985-03-05", 1985, "day"),
 ])
 def test_dates_in_every_format(raw, date, year, precision):
     out = normalize_dates(pd.Series([raw]), run_date=RUN)
@@ -84,7 +90,8 @@ def test_dates_in_every_format(raw, date, year, precision):
 
 @pytest.mark.parametrize(("raw", "error"), [("31/02/1990", "impossible date"), ("13/13/2000", "impossible date"),
                                              ("không rõ", "unreadable date"), ("10:30", "unreadable date"),
-                                             ("05/03/1985 25", "unreadable date")])
+                                             ("05/03/1985 25", "unreadable date"), ("31-Feb-1990", "impossible date"),
+                                             ("xx-Mar-1985", "unreadable date")])
 def test_impossible_dates_are_rejected_with_a_reason(raw, error):
     out = normalize_dates(pd.Series([raw]), run_date=RUN)
     assert pd.isna(out["date"].iloc[0]) and pd.isna(out["year"].iloc[0])
@@ -92,8 +99,9 @@ def test_impossible_dates_are_rejected_with_a_reason(raw, error):
 
 
 def test_swappable_dates_are_marked():
-    out = normalize_dates(pd.Series(["05/03/1985", "25/03/1985", "03/03/1985"]), run_date=RUN)
-    assert out["swappable"].tolist() == [True, False, False]
+    out = normalize_dates(pd.Series(["05/03/1985", "25/03/1985", "03/03/1985", "05-Mar-1985", "ngày 5 tháng 3 năm 1985"]),
+                          run_date=RUN)
+    assert out["swappable"].tolist() == [True, False, False, False, False]   # a named month is no day
 
 
 def test_year_only_is_not_a_dose_date():

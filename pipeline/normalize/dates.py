@@ -26,6 +26,25 @@ _DMY = r"^(?P<a>[0-9]{1,2})[/.\-](?P<b>[0-9]{1,2})[/.\-](?P<c>[0-9]{4})$"
 _YMD = r"^(?P<a>[0-9]{4})[/.\-](?P<b>[0-9]{1,2})[/.\-](?P<c>[0-9]{1,2})$"
 _DMYY = r"^(?P<a>[0-9]{1,2})[/.\-](?P<b>[0-9]{1,2})[/.\-](?P<c>[0-9]{2})$"
 _NUMBER = r"^(?P<whole>[0-9]+)(?:\.(?P<fraction>[0-9]+))?$"
+# Dates that name their month, as a spreadsheet's custom date format writes them into a CSV
+# ('05-Mar-1985', '5 March 85') or as they are written out in Vietnamese ('ngày 5 tháng 3 năm 1985',
+# '05 tháng 03 1985'): rewritten to d/m/y first. Their day and month cannot be swapped.
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_NAMED_MONTH = r"(?i)^([0-9]{1,2})[ \-/.]+%s[a-z]*\.?[ \-/.,]+([0-9]{2}|[0-9]{4})$"
+_VIETNAMESE = r"(?i)^(?:ngày +)?([0-9]{1,2}) *tháng +([0-9]{1,2})[ ,/]*(?:năm +)?([0-9]{4})$"
+
+
+def _spelled_out(s: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(values with named-month dates rewritten to d/m/y, which values were)."""
+    worded = s.str.contains("[A-Za-z]", regex=True).fillna(False).astype(bool)
+    if not worded.any():
+        return s, worded
+    out = regex_replace(s[worded], _VIETNAMESE, r"\1/\2/\3")
+    for k, month in enumerate(_MONTHS, start=1):
+        out = regex_replace(out, _NAMED_MONTH % month, rf"\1/{k}/\2")
+    named = pd.Series(False, index=s.index)
+    named[worded] = (out != s[worded]).fillna(False).to_numpy(dtype=bool)
+    return s.mask(named, out), named
 
 
 def _parts(s: pd.Series, run_year: int) -> pd.DataFrame:
@@ -57,6 +76,7 @@ def parse_dates(values: pd.Series, rules: Rules | None = None, *, run_date: dt.d
     rules = rules or default_rules()
     s = regex_replace(values.astype("string[pyarrow]").str.strip(), _TIME_OF_DAY, "")
     s = s.mask(s == "")
+    s, named = _spelled_out(s)
     parts = _parts(s, run_date.year)
     num = extract(s, _NUMBER)
     is_num = num[0].notna() & parts["fmt"].isna()
@@ -82,7 +102,7 @@ def parse_dates(values: pd.Series, rules: Rules | None = None, *, run_date: dt.d
         precision = precision.mask(bare_year, pd.NA)
         year = year.mask(bare_year, pd.NA)
     swappable = (parts["fmt"].notna() & (parts["day"] <= 12) & (parts["month"] <= 12)
-                 & (parts["day"] != parts["month"])).fillna(False).astype(bool)
+                 & (parts["day"] != parts["month"])).fillna(False).astype(bool) & ~named
     return pd.DataFrame({"date": date, "year": year, "precision": precision,
                          "swappable": swappable, "date_error": error}, index=s.index)
 
