@@ -243,6 +243,30 @@ def test_a_cell_longer_than_the_csv_modules_limit_is_read(tmp_path, rules):
     assert res.frame["source_row"].tolist() == [2, 4, 5]
 
 
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_a_header_repeated_below_joined_exports_is_marked_not_read_as_a_person(tmp_path, rules, kind):
+    """Two exports joined end to end: the second one's title and header come up as rows. The
+    header copy is marked (and rejected downstream); a row sharing one or two texts with the
+    header is data."""
+    head = ["STT", "Họ và tên", "Ngày sinh", "Số CMND/CCCD"]
+    rows = [head, ["1", "Lê Văn An", "1990", "001090000002"], ["DANH SÁCH TIÊM CHỦNG", None, None, None], head,
+            ["2", "Họ và tên", "Ngày sinh", "001190000001"]]
+    path = tmp_path / f"joined.{kind}"
+    if kind == "csv":
+        path.write_text("\n".join(",".join(c or "" for c in r) for r in rows) + "\n", encoding="utf-8")
+    else:
+        wb = xlsxwriter.Workbook(str(path))
+        ws = wb.add_worksheet()
+        for i, r in enumerate(rows):
+            ws.write_row(i, 0, r)
+        wb.close()
+    from pipeline.ingest.readers import READ_PROBLEM, REPEATED_HEADER
+
+    frame = read_export(path, rules).frame
+    assert frame["source_row"].tolist() == [2, 3, 4, 5]
+    assert frame[READ_PROBLEM].fillna("").tolist() == ["", "", REPEATED_HEADER, ""]
+
+
 def test_utf16_without_tabs_and_bom_detection(tmp_path, rules):
     path = tmp_path / "u.txt"
     path.write_bytes(codecs.BOM_UTF16_LE + "Họ và tên\tNgày sinh\tSố CMND/CCCD\nĐỗ Thị Hà\t1/2/1990\t001190000001\n".encode("utf-16-le"))

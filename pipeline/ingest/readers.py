@@ -45,6 +45,7 @@ csv.field_size_limit(2**31 - 1)
 READ_PROBLEM = "read_problem"   # the column saying why a row that was found cannot be read safely
 OVERLONG = ("dòng có {cells} ô, nhiều hơn {width} cột của tệp: có dấu phân cách thừa (ví dụ dấu phẩy "
             "trong địa chỉ không nằm trong ngoặc kép) nên các ô bị lệch cột; sửa dòng này trong tệp")
+REPEATED_HEADER = "dòng tiêu đề cột lặp lại giữa tệp (các tệp được nối với nhau?): không phải dòng tiêm chủng"
 
 
 class IngestError(Exception):
@@ -135,9 +136,29 @@ def _columns_frame(columns: Sequence[pa.Array], numbers: np.ndarray, mapping: di
     if len(id_columns) > 1:
         frame["id_number"] = pd.array(_one_id([columns[i].filter(mask) for i in id_columns]), dtype="string[pyarrow]")
     frame["source_row"] = pd.array(numbers[keep], dtype="int64")
+    repeated = _repeated_header(columns, mapping, header, rules)
+    if repeated is not None:
+        problems = repeated if problems is None else pc.coalesce(problems, repeated)
     frame[READ_PROBLEM] = pd.array(problems.filter(mask) if problems is not None else pa.nulls(n, pa.string()),
                                    dtype="string[pyarrow]")
     return frame
+
+
+def _repeated_header(columns: Sequence[pa.Array], mapping: dict[int, str], header: Sequence[object],
+                     rules: Rules) -> pa.Array | None:
+    """Why each data row that repeats the header is no data row (null for the others), or None when
+    none does. Exports joined end to end carry their header again below the first one's rows: a row
+    whose cells are the header's own texts in as many named columns as a header must name is such a
+    copy."""
+    same = np.zeros(len(columns[0]) if columns else 0, dtype=np.int64)
+    for i in mapping:
+        if i < len(columns) and header[i] is not None:
+            title = str(header[i]).strip()
+            same += pc.fill_null(pc.equal(pc.utf8_trim_whitespace(columns[i]), title), False).to_numpy(zero_copy_only=False)
+    hit = same >= min(rules.min_known_columns, len(mapping))
+    if not hit.any():
+        return None
+    return pc.if_else(pa.array(hit), pa.scalar(REPEATED_HEADER), pa.scalar(None, pa.string()))
 
 
 def _one_id(candidates: Sequence[pa.Array]) -> pa.Array:
