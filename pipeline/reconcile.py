@@ -28,6 +28,8 @@ from pipeline.text import take_text
 
 log = logging.getLogger(__name__)
 REJECT_REASON = "không có họ tên và không có số giấy tờ hợp lệ: không thể đối chiếu"
+NOT_A_DOSE_REASON = ("chỉ có họ tên: không có số giấy tờ, ngày sinh, số điện thoại hay thông tin mũi tiêm "
+                     "(ngày tiêm, vắc xin, mũi số); không phải dòng tiêm chủng (dòng tổng cộng, chữ ký?)")
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,23 @@ class Candidates:
     pairs: pd.DataFrame
 
 
+def reject_reasons(norm: pd.DataFrame) -> pd.Series:
+    """Why each row cannot be linked (null where it can): the reader's reason; neither a name nor a
+    usable ID; or a name alone, with no ID, birth date or phone to tell the person by and nothing
+    of a dose (a readable dose date, a known vaccine or dose number): a total line, a signature
+    under the list, a note."""
+    no_name = norm["name_fold"].isna() & ~norm["id_kind"].isin(["personal", "old"])
+    dose = norm["dose_date"].notna() | norm["vaccine_known"].fillna(False) | norm["dose_number_known"].fillna(False)
+    name_only = ((norm["id_kind"] == "missing") & norm["dob_precision"].isna() & norm["phone"].isna()
+                 & ~dose.astype(bool))
+    reason = pd.Series(pd.NA, index=norm.index, dtype="string[pyarrow]")
+    reason = reason.mask(name_only.fillna(False).astype(bool), NOT_A_DOSE_REASON).mask(no_name, REJECT_REASON)
+    return norm["read_problem"].fillna(reason)
+
+
 def find_candidates(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> Candidates:
     """Group usable rows into export persons and join them to the registry through the blocking rules."""
-    rejected = ((norm["name_fold"].isna() & ~norm["id_kind"].isin(["personal", "old"]))
-                | norm["read_problem"].notna()).to_numpy()
+    rejected = reject_reasons(norm).notna().to_numpy()
     profiles, profile_of_row = build_profiles(norm[~rejected])
     profiles["id_household"] = id_households(profiles, index)
     pairs = candidate_pairs(profiles, index, rules.matching["blocking"])
@@ -92,7 +107,7 @@ def link(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> LinkResult:
     rows["best_row"] = d["best_row"]
     rows["match_score"] = d["match_score"].fillna(0.0).where(~rejected, 0.0)
     rows["match_reason"] = d["reason"].fillna("không tìm thấy ai phù hợp trong CSDL dân cư")
-    rows.loc[rejected, "match_reason"] = rows["read_problem"].fillna(REJECT_REASON)[rejected]
+    rows.loc[rejected, "match_reason"] = reject_reasons(norm)[rejected]
     rows["candidate_rows"] = d["candidate_rows"]
     rows["case_key"] = case_keys(rows)
     return LinkResult(rows, len(profiles), len(pairs))

@@ -42,12 +42,14 @@ REG = registry([
 ])
 
 
-def run_rows(rows, reg: pd.DataFrame = REG, problems=None):
+def run_rows(rows, reg: pd.DataFrame = REG, problems=None, dose_dates=None):
     cols = ["full_name", "date_of_birth", "sex", "id_number", "phone", "ward"]
     raw = pd.DataFrame(rows, columns=cols)
     raw["district"] = "Quận 2"
     for c in ("address", "dose_date", "dose_number", "vaccine", "lot_number", "site"):
         raw[c] = None
+    if dose_dates is not None:
+        raw["dose_date"] = dose_dates
     raw = raw.astype("string[pyarrow]")
     raw["source_file"] = "01/t.csv"
     raw["source_row"] = range(2, 2 + len(raw))
@@ -104,6 +106,22 @@ def test_rows_with_neither_name_nor_id_are_rejected():
     assert out["status"].tolist() == ["rejected", "rejected", "rejected"]
     assert out["codes"].tolist() == [["ID_MISSING"], ["ID_INVALID"], ["ID_INVALID", "DOB_MISSING"]]
     assert out["match_reason"].str.contains("không").all()
+
+
+def test_a_name_alone_with_nothing_of_a_dose_is_rejected_as_no_dose_row():
+    """A total line or a signature under the list ('Người lập biểu', then the officer's name) is a
+    name with no ID, birth date, phone or dose: rejected, saying so. The same name with a dose
+    date, or with a phone, is a dose row and is linked or not as usual."""
+    from pipeline.reconcile import NOT_A_DOSE_REASON
+
+    rows = [("Đoàn Thị Mai", None, None, None, None, None), ("Tổng cộng: 6 người", None, None, None, None, None),
+            ("Đoàn Thị Mai", None, "Nữ", None, None, None), ("Đoàn Thị Mai", None, None, None, None, None),
+            ("Đoàn Thị Mai", None, None, None, "0912000005", None)]
+    out = run_rows(rows, dose_dates=[None, None, "không rõ", "15/08/2021", None])
+    assert out["status"].tolist()[:3] == ["rejected"] * 3
+    assert (out["match_reason"].iloc[:3] == NOT_A_DOSE_REASON).all()
+    # a name alone is no evidence enough to link (the registry's only Đoàn Thị Mai): unmatched
+    assert out["status"].tolist()[3:] == ["unmatched", "unmatched"]
 
 
 def test_of_two_rows_claiming_one_person_with_conflicting_details_the_one_that_agrees_keeps_the_link():
