@@ -78,6 +78,11 @@ def test_personal_id_structure_is_decoded():
     ("12-dec-2001", "2001-12-12", 2001, "day"),
     ("ngày 5 tháng 3 năm 1985", "1985-03-05", 1985, "day"),
     ("05 tháng 03 1985", "1985-03-05", 1985, "day"),
+    # the year alone written as a date: day and month zero where unknown, or month and year
+    ("00/00/1945", None, 1945, "year"),
+    ("00/03/1945", None, 1945, "year"),
+    ("03/1985", None, 1985, "year"),
+    ("1985-03", None, 1985, "year"),
 ])
 def test_dates_in_every_format(raw, date, year, precision):
     out = normalize_dates(pd.Series([raw]), run_date=RUN)
@@ -91,7 +96,8 @@ def test_dates_in_every_format(raw, date, year, precision):
 @pytest.mark.parametrize(("raw", "error"), [("31/02/1990", "impossible date"), ("13/13/2000", "impossible date"),
                                              ("không rõ", "unreadable date"), ("10:30", "unreadable date"),
                                              ("05/03/1985 25", "unreadable date"), ("31-Feb-1990", "impossible date"),
-                                             ("xx-Mar-1985", "unreadable date")])
+                                             ("xx-Mar-1985", "unreadable date"), ("00/13/1945", "impossible date"),
+                                             ("13/1985", "unreadable date")])
 def test_impossible_dates_are_rejected_with_a_reason(raw, error):
     out = normalize_dates(pd.Series([raw]), run_date=RUN)
     assert pd.isna(out["date"].iloc[0]) and pd.isna(out["year"].iloc[0])
@@ -105,8 +111,8 @@ def test_swappable_dates_are_marked():
 
 
 def test_year_only_is_not_a_dose_date():
-    out = normalize_dates(pd.Series(["2021"]), run_date=RUN, allow_year_only=False)
-    assert pd.isna(out["year"].iloc[0]) and out["date_error"].iloc[0] == "year only"
+    out = normalize_dates(pd.Series(["2021", "00/00/2021", "08/2021"]), run_date=RUN, allow_year_only=False)
+    assert out["year"].isna().all() and (out["date_error"] == "year only").all()
 
 
 @settings(max_examples=200, deadline=None)

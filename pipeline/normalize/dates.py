@@ -26,6 +26,7 @@ _DMY = r"^(?P<a>[0-9]{1,2})[/.\-](?P<b>[0-9]{1,2})[/.\-](?P<c>[0-9]{4})$"
 _YMD = r"^(?P<a>[0-9]{4})[/.\-](?P<b>[0-9]{1,2})[/.\-](?P<c>[0-9]{1,2})$"
 _DMYY = r"^(?P<a>[0-9]{1,2})[/.\-](?P<b>[0-9]{1,2})[/.\-](?P<c>[0-9]{2})$"
 _NUMBER = r"^(?P<whole>[0-9]+)(?:\.(?P<fraction>[0-9]+))?$"
+_MONTH_YEAR = r"^(?:(?P<m>[0-9]{1,2})[/.\-](?P<y>[0-9]{4})|(?P<y2>[0-9]{4})[/.\-](?P<m2>[0-9]{1,2}))$"
 # Dates that name their month, as a spreadsheet's custom date format writes them into a CSV
 # ('05-Mar-1985', '5 March 85') or as they are written out in Vietnamese ('ngày 5 tháng 3 năm 1985',
 # '05 tháng 03 1985'): rewritten to d/m/y first. Their day and month cannot be swapped.
@@ -83,6 +84,20 @@ def parse_dates(values: pd.Series, rules: Rules | None = None, *, run_date: dt.d
     whole = pd.to_numeric(num[0], errors="coerce")
     bare_year = is_num & whole.between(rules.bare_year_min, rules.bare_year_max) & num[1].fillna("0").str.fullmatch("0+")
     serial = is_num & ~bare_year
+    # The year alone, written as a date: day and month zero where they are not known ('00/00/1945',
+    # '00/03/1945'), or month and year ('03/1985', '1985-03').
+    in_range = parts["year"].between(rules.bare_year_min, rules.bare_year_max)
+    zeroed = (parts["fmt"].isin(["dmy", "ymd"]) & in_range & (parts["day"] == 0)
+              & parts["month"].between(0, 12)).fillna(False).astype(bool)
+    month_year = extract(s, _MONTH_YEAR)
+    month_year_year = pd.to_numeric(month_year[1].fillna(month_year[2]), errors="coerce")
+    month_year_ok = (parts["fmt"].isna() & ~is_num & month_year[0].fillna(month_year[3]).notna()
+                     & pd.to_numeric(month_year[0].fillna(month_year[3]), errors="coerce").between(1, 12)
+                     & month_year_year.between(rules.bare_year_min, rules.bare_year_max)).fillna(False).astype(bool)
+    year_of_written = parts["year"].where(zeroed).fillna(month_year_year.where(month_year_ok))
+    written_year = zeroed | month_year_ok
+    whole = whole.mask(written_year, year_of_written)
+    bare_year = bare_year | written_year
     iso = (parts["year"].astype("Int64").astype("string").str.zfill(4) + "-"
            + parts["month"].astype("Int64").astype("string").str.zfill(2) + "-"
            + parts["day"].astype("Int64").astype("string").str.zfill(2))
@@ -94,14 +109,14 @@ def parse_dates(values: pd.Series, rules: Rules | None = None, *, run_date: dt.d
     precision = pd.Series(pd.NA, index=s.index, dtype="string[pyarrow]")
     precision = precision.mask(date.notna(), "day").mask(bare_year, "year")
     error = pd.Series(pd.NA, index=s.index, dtype="string[pyarrow]")
-    error = error.mask(s.notna() & parts["fmt"].isna() & ~is_num, "unreadable date")
-    error = error.mask(parts["fmt"].notna() & date.isna(), "impossible date")
+    error = error.mask(s.notna() & parts["fmt"].isna() & ~is_num & ~written_year, "unreadable date")
+    error = error.mask(parts["fmt"].notna() & date.isna() & ~written_year, "impossible date")
     error = error.mask(serial & date.isna(), "Excel serial out of range")
     if not allow_year_only:
         error = error.mask(bare_year, "year only")
         precision = precision.mask(bare_year, pd.NA)
         year = year.mask(bare_year, pd.NA)
-    swappable = (parts["fmt"].notna() & (parts["day"] <= 12) & (parts["month"] <= 12)
+    swappable = (parts["fmt"].notna() & parts["day"].between(1, 12) & parts["month"].between(1, 12)
                  & (parts["day"] != parts["month"])).fillna(False).astype(bool) & ~named
     return pd.DataFrame({"date": date, "year": year, "precision": precision,
                          "swappable": swappable, "date_error": error}, index=s.index)
