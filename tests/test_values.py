@@ -38,6 +38,15 @@ RUN = dt.date(2026, 11, 26)
     ("0", "000000000", "placeholder"),
     ("1234567890123", None, "invalid"),
     ("CMND123", None, "invalid"),
+    # a label written with the number; of two numbers in one cell, the one personal number
+    ("CCCD: 079093001234", "079093001234", "personal"),
+    ("Số CMND 025123456", "025123456", "old"),
+    ("079 093 001 234 (CCCD)", "079093001234", "personal"),
+    ("Căn cước công dân 079093001234", "079093001234", "personal"),
+    ("025123456 / 079093001234", "079093001234", "personal"),
+    ("079093001234 / 079093001235", None, "invalid"),      # two personal numbers: which is theirs?
+    ("079093001234 mẹ", None, "invalid"),                  # another word than a label
+    ("CCCD: 111111111111", "111111111111", "placeholder"),
     ("", None, "missing"),
     (None, None, "missing"),
 ])
@@ -307,6 +316,6 @@ def test_full_width_digits_and_signs_are_read_as_ascii_in_number_and_date_fields
 def test_an_id_cell_saying_there_is_none_is_a_missing_id_not_an_invalid_one():
     from pipeline.normalize.ids import normalize_ids
 
-    raw = ["không có", "Chưa có", "N/A", "-", "...", "KHONG", "x", "CCCD: 079085001234", "0", "079085001234", None]
+    raw = ["không có", "Chưa có", "N/A", "-", "...", "KHONG", "x", "CCCD: 0790", "0", "079085001234", None]
     out = normalize_ids(pd.Series(raw, dtype="string[pyarrow]"))
     assert out["id_kind"].tolist() == ["missing"] * 6 + ["invalid", "invalid", "placeholder", "personal", "missing"]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.normalize.distinct import by_distinct
 from pipeline.rules import Rules, default_rules
-from pipeline.text import WHITESPACE, extract, fold_key, regex_replace
+from pipeline.text import WHITESPACE, arrow_text, extract, fold_key, fold_series, regex_replace
 
 _SCI = r"^(?P<lead>[0-9])(?:[.,](?P<fraction>[0-9]+))?[eE]\+?(?P<exponent>[0-9]+)$"
 # One digit repeated (000000000, 111111111111): alternations, not a backreference, so that the
@@ -16,8 +19,50 @@ _ONE_DIGIT_6 = "(?:" + "|".join(f"{d}{{6,}}" for d in range(10)) + ")"
 KINDS = ("personal", "old", "placeholder", "invalid", "missing")
 
 
+# A label written with the number ('CCCD: 079...', 'Số CMND 0123...', '079... (CCCD)'), matched on
+# the folded text. Only the label goes: whatever else is not a number still makes the value invalid.
+_LABEL_WORDS = r"(?:so\s*)?(?:cccd|cmnd|cmt|cc|id|so\s*dinh\s*danh|dinh\s*danh|can\s*cuoc(?:\s*cong\s*dan)?)"
+_LABEL = rf"^{_LABEL_WORDS}\s*[:.#\-]?\s*(?P<a>[0-9].*)$|^(?P<b>.*[0-9])\s*[(\[]{_LABEL_WORDS}[)\]]$"
+# Two numbers in one cell (under 'Số CMND/CCCD', both written: '012345678 / 079090000123').
+_TWO_NUMBERS = r"^(?P<a>[0-9][0-9 .]*[0-9])\s*(?:[/;|]|\s-\s)\s*(?P<b>[0-9][0-9 .]*[0-9])$"
+
+
+def _unlabelled(s: pd.Series) -> pd.Series:
+    """The value without an ID label beside its number; and of two numbers in one cell, the 12-digit
+    personal number where exactly one of them is one (else the value as it is, which is invalid)."""
+    # most IDs are digits only: the rest is looked at on its own
+    text = arrow_text(s)
+    other = pc.fill_null(pc.invert(pc.ascii_is_decimal(text)), False).to_numpy(zero_copy_only=False)
+    if not other.any():
+        return s
+    t = s[other]
+    before = t
+    worded = t.str.contains(r"\pL", regex=True).fillna(False).astype(bool)
+    if worded.any():
+        label = extract(fold_series(t[worded]), _LABEL)
+        bare = label[0].fillna(label[1])
+        # labelled text is typed, not a number cell that lost zeros: it must hold a whole number
+        bare = bare.where(bare.str.replace(r"[ .\-]", "", regex=True).str.len().isin([9, 12])
+                          | bare.str.contains("[eE]", regex=True))
+        t = t.mask(bare.reindex(t.index).notna(), bare.reindex(t.index))
+    two = extract(t, _TWO_NUMBERS)
+    if two[0].notna().any():
+        digits = [part.str.replace(r"[ .]", "", regex=True) for part in (two[0], two[1])]
+        first, second = (d.str.len() == 12 for d in digits)
+        personal = digits[0].where(first & ~second).fillna(digits[1].where(second & ~first))
+        t = t.mask(personal.notna(), personal)
+    changed = (t != before).fillna(False).to_numpy(dtype=bool)
+    if not changed.any():
+        return s
+    mask = np.zeros(len(s), dtype=bool)
+    mask[np.flatnonzero(other)[changed]] = True
+    out = pc.replace_with_mask(text, pa.array(mask), arrow_text(t[changed]))
+    return pd.Series(pd.array(out, dtype="string[pyarrow]"), index=s.index)
+
+
 def _repair(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Digits after undoing spreadsheet damage, and the reason where none can be had."""
+    s = _unlabelled(s.str.strip())
     s = s.str.strip().str.lstrip("'").str.replace(WHITESPACE + "+", "", regex=True)
     reason = pd.Series(pd.NA, index=s.index, dtype="string[pyarrow]")
     sci = extract(s, _SCI)
