@@ -252,3 +252,19 @@ def test_a_level_that_only_says_how_the_name_was_written_weighs_the_name_not_the
         assert np.allclose(w, [np.log2(1e3), np.log2(1e5), np.log2(0.85 / 1e-3)])
     comparisons = {"name": {"fold": {"m": 0.02, "u": "tf"}}}
     assert np.allclose(level_weights(comparisons, "name", levels[:1], tf[:1], 1e-7), [np.log2(0.02 / 1e-3)])
+
+
+def test_a_registry_whose_person_ids_are_not_unique_is_reported(caplog):
+    """The contract's registry has unique numbers; one that does not is named in the log (from the
+    chance-agreement count the index makes anyway), and a unique one is not."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="pipeline.link.index"):
+        build_index(REG)
+        assert not caplog.records
+        shared = REG.copy()
+        shared.loc[3, "person_id"] = shared.loc[2, "person_id"]
+        build_index(shared)
+    assert [r.getMessage() for r in caplog.records] == [
+        "registry: person_id is not unique (contract 1.1): some numbers belong to more than one row; "
+        "a dose linked to such a number cannot tell them apart"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,8 @@ KEY_ONLY = ("province_code", "name_key", "district", "ward", "phone", "family_fo
             "place_fold", "name_sorted", "name_joined", "dob_md")
 REQUIRED = ("person_id", "old_id", "full_name", "date_of_birth", "birth_year", "sex", "province_code")
 OPTIONAL = ("district", "ward", "household_id", "phone")
+
+log = logging.getLogger(__name__)
 
 
 class RegistryError(Exception):
@@ -208,6 +211,10 @@ def build_index(registry: pd.DataFrame, rules: Rules | None = None) -> RegistryI
     agreement = {col: _chance_agreement(people[col], digits.get(col))
                  for col in ("sex", "place_fold", "phone", "date_of_birth", "person_id", "household_id")}
     agreement["date_of_birth|name"] = _pair_agreement_within(people, "name_fold", "date_of_birth")
+    # Unique numbers agree by chance exactly 1/N of the time: more means some are shared.
+    if agreement["person_id"] * len(people) > 1 + 1e-9:
+        log.warning("registry: person_id is not unique (contract 1.1): some numbers belong to more than one row; "
+                    "a dose linked to such a number cannot tell them apart")
     index = RegistryIndex(people, style, agreement)
     for col, key in digits.items():
         key[key == -2] = -1            # as RegistryIndex.digit_keys has them: -1 where missing or not digits
