@@ -239,10 +239,24 @@ def test_arrow_extract_refuses_unnamed_groups():
 def test_a_vaccine_named_inside_a_longer_value_is_known_unless_two_are_named():
     out = normalize_vaccines(pd.Series(["Astrazeneca (AZD1222)", "Vắc xin Pfizer", "SPIKEVAX - Moderna (mRNA)",
                                         "Vaccine Vero Cell - Sinopharm", "COVID-19 vaccine Janssen (J&J)",
-                                        "AstraZeneca / Pfizer", "Sinovac CoronaVac", "Pfizerr", None]))
+                                        "AstraZeneca / Pfizer", "Sinovac CoronaVac", "Covaxin (Bharat)", None]))
     assert out["vaccine"].tolist()[:5] == ["AstraZeneca", "Pfizer", "Moderna", "Vero Cell", "Janssen"]
-    # two vaccines named, no vaccine of the catalogue, a misspelt brand not as a whole word, no value
+    # two vaccines named, no vaccine of the catalogue (twice), no value
     assert out["vaccine"].iloc[5:].isna().all() and not out["vaccine_known"].iloc[5:].any()
+
+
+@pytest.mark.parametrize(("raw", "vaccine"), [
+    ("Phizer", "Pfizer"), ("Pfizerr", "Pfizer"), ("Modena", "Moderna"), ("Astrazenca", "AstraZeneca"),
+    ("AstraZeneka", "AstraZeneca"), ("Sinophram", "Vero Cell"), ("Verro Cell", "Vero Cell"), ("Jansen", "Janssen"),
+    ("Abdalla", "Abdala"), ("Vắc xin Astra Zenca", "AstraZeneca"),
+    # not a letter or two from one catalogue vaccine: unknown
+    ("Sinovac", None), ("Novavax", None), ("Nanocovax", None), ("Covivac", None), ("Covaxin", None),
+    ("XYZ-Vac", None), ("Pfizr / Modrna", None), ("Vera", None), ("Azz", None),
+])
+def test_a_vaccine_name_misspelt_by_a_letter_or_two_is_that_vaccine_and_no_other(raw, vaccine):
+    out = normalize_vaccines(pd.Series([raw]))
+    assert (None if pd.isna(out["vaccine"].iloc[0]) else out["vaccine"].iloc[0]) == vaccine
+    assert out["vaccine_known"].iloc[0] == (vaccine is not None)
 
 
 def test_invisible_characters_copied_into_cells_are_ignored():

@@ -1,12 +1,15 @@
 """Small coded fields: sex, phone numbers, vaccine names, dose numbers.
 
 Each maps through a table in `rules/`; a value the table does not know is
-flagged (null canonical value, `*_known` False), never guessed.
+flagged (null canonical value, `*_known` False), never guessed. The one
+allowance is a vaccine name misspelt by a letter or two ('Phizer', 'Sinophram')
+that is that close to one vaccine's names and no other's.
 """
 
 from __future__ import annotations
 
 import pandas as pd
+from rapidfuzz.distance import OSA
 
 from pipeline.normalize.distinct import by_distinct
 from pipeline.rules import Rules, default_rules
@@ -46,11 +49,34 @@ def normalize_phones(raw: pd.Series, rules: Rules | None = None) -> pd.DataFrame
 
 def _named_vaccine(text: str, aliases: list[tuple[tuple[str, ...], str]]) -> str | None:
     """The one catalogue vaccine whose name or alias appears in `text` as whole words
-    ('AstraZeneca (AZD1222)', 'Vắc xin Pfizer'); None where none does or where two vaccines do."""
+    ('AstraZeneca (AZD1222)', 'Vắc xin Pfizer'), else the one whose name or alias a run of its words
+    misspells (`_misspelt`); None where none does or where two vaccines do."""
     words = fold_words(text)
     found = {name for alias, name in aliases
              if any(words[i:i + len(alias)] == alias for i in range(len(words) - len(alias) + 1))}
+    if not found:
+        found = _misspelt(words, aliases)
     return found.pop() if len(found) == 1 else None
+
+
+MISSPELT_MIN_LETTERS = 5    # shorter names (AZ, Vero, J&J) only count when written exactly
+
+
+def _misspelt(words: tuple[str, ...], aliases: list[tuple[tuple[str, ...], str]]) -> set[str]:
+    """Vaccines one of whose names (of at least MISSPELT_MIN_LETTERS letters, spaces aside) is
+    within one edit of one to three consecutive words joined, or two edits for names of nine letters
+    or more; an edit is a letter added, left out, changed, or two neighbours swapped (OSA)."""
+    runs = {"".join(words[i:i + n]) for n in (1, 2, 3) for i in range(len(words) - n + 1)}
+    runs = {r for r in runs if len(r) >= MISSPELT_MIN_LETTERS and not r.isdigit()}
+    found = set()
+    for alias, name in aliases:
+        joined = "".join(alias)
+        if len(joined) < MISSPELT_MIN_LETTERS:
+            continue
+        limit = 1 if len(joined) < 9 else 2
+        if any(OSA.distance(r, joined, score_cutoff=limit) <= limit for r in runs):
+            found.add(name)
+    return found
 
 
 def normalize_vaccines(raw: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
