@@ -163,6 +163,12 @@ def test_dose_numbers():
     assert pd.isna(out["dose_number"].iloc[5])
 
 
+def test_dose_numbers_written_out_as_words():
+    out = normalize_dose_numbers(pd.Series(["Mũi thứ nhất", "Mũi thứ hai", "MŨI MỘT", "Mũi ba", "Mũi nhắc lại lần thứ hai",
+                                            "Mũi nhắc lại lần thứ nhất"]))
+    assert out["dose_number"].tolist() == [1, 2, 1, 3, 4, 3]
+
+
 def test_boosters_written_as_tang_cuong_count_from_the_third_dose():
     out = normalize_dose_numbers(pd.Series(["Tăng cường 1", "Mũi tăng cường lần 2", "Mũi tăng cường", "Booster 2",
                                             "Mũi 3 (nhắc lại lần 1)"]))
