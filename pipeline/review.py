@@ -10,6 +10,7 @@ state store and applied by the next run.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,8 @@ from pipeline.report import SEX_VI, print_setup, safe_text
 from pipeline.state import Decision
 from pipeline.text import fold_key
 
-NONE_WORDS = {"khongkhop", "none", "khong"}
+# "None of them", as officers write it: không khớp, không, không phải, không đúng, không ai, none.
+NONE_WORDS = {"khongkhop", "none", "khong", "khongphai", "khongdung", "khongai"}
 HEADERS = ["Tỉnh", "Mã hồ sơ", "Loại dòng", "Số định danh", "Họ tên", "Ngày sinh", "Giới tính", "Số giấy tờ / CMND cũ",
            "Họ tên khớp", "Ngày sinh khớp", "Giới tính khớp", "Số giấy tờ khớp", "Điểm", "Tệp và dòng",
            "QUYẾT ĐỊNH (số định danh hoặc \"không khớp\")"]
@@ -150,7 +152,9 @@ def write_review(df: pd.DataFrame, province: str, path: Path, index: RegistryInd
                                             "strings_to_urls": False})
         head = wb.add_format({"bold": True, "bg_color": "#FCE4D6", "border": 1, "text_wrap": True})
         person = wb.add_format({"bold": True, "bg_color": "#F2F2F2"})
-        decide = wb.add_format({"bg_color": "#FFF2CC", "border": 1, "locked": False})
+        # Text: an ID typed or picked from the list stays "079...", not the number 79... (Excel
+        # turns digits typed into a General cell into a number and drops the leading zero).
+        decide = wb.add_format({"bg_color": "#FFF2CC", "border": 1, "locked": False, "num_format": "@"})
         ws = wb.add_worksheet("Cần xem xét")
         print_setup(ws)
         for j, h in enumerate(HEADERS):
@@ -177,7 +181,7 @@ def write_review(df: pd.DataFrame, province: str, path: Path, index: RegistryInd
                 ws.write_string(i, 13, safe_text(line["where"]), f)
                 ws.write_blank(i, DECISION_COL, None, decide)
                 ws.data_validation(i, DECISION_COL, i, DECISION_COL, {
-                    "validate": "list", "source": [*line["cands"], "không khớp"][:20],
+                    "validate": "list", "source": choice_list(line["cands"]),
                     "error_title": "Quyết định không hợp lệ",
                     "error_message": "Chọn một số định danh trong danh sách, hoặc \"không khớp\"."})
         ws.autofilter(0, 0, max(len(lines), 1), len(HEADERS) - 1)
@@ -185,6 +189,29 @@ def write_review(df: pd.DataFrame, province: str, path: Path, index: RegistryInd
 
     atomic_write(path, build)
     return int((lines["kind"] == PERSON).sum()) if len(lines) else 0
+
+
+LIST_CHARS = 255     # Excel's limit on a validation list written in place (items and commas)
+
+
+def choice_list(candidates: list[str]) -> list[str]:
+    """The decision cell's drop-down: "không khớp" and as many candidates, best first, as Excel's
+    limit on such a list holds (any candidate of the case is accepted when typed, listed or not)."""
+    choices = ["không khớp"]
+    for cand in candidates:
+        if len(",".join([*choices, cand])) > LIST_CHARS:
+            break
+        choices.insert(len(choices) - 1, cand)
+    return choices
+
+
+def decision_id(value: str) -> str:
+    """A decision cell's ID as the case lists it: digits kept where Excel made the typed ID a number
+    (79090000123, 79090000123.0: the leading zero lost) or the officer typed spaces or dots in it."""
+    digits = re.sub(r"[\s.]", "", re.sub(r"\.0+$", "", value))
+    if not digits.isdigit():
+        return value
+    return digits.zfill(12) if 10 <= len(digits) <= 11 else digits.zfill(9) if len(digits) < 9 else digits
 
 
 @dataclass(frozen=True)
@@ -218,8 +245,8 @@ def read_decisions(path: Path, decided_by: str, now: dt.datetime | None = None) 
             continue
         if fold_key(value) in NONE_WORDS:
             decision = "none"
-        elif value in case["cands"]:
-            decision = value
+        elif decision_id(value) in case["cands"]:
+            decision = decision_id(value)
         else:
             problems.append(f"dòng {case['row']}: \"{value}\" không phải là số định danh của ứng viên nào trong hồ sơ này")
             continue

@@ -115,8 +115,11 @@ def test_review_round_trip(tmp_path):
     assert header[-1].startswith("QUYẾT ĐỊNH")
     assert ws.data_validations.dataValidation, "the decision cell offers the candidates"
     for row in ws.iter_rows(min_row=2):
+        if row[2].value == "Đối tượng":
+            assert row[-1].number_format == "@", "the decision cell keeps a typed ID as text"
         if row[2].value == "Đối tượng" and row[1].value == pick["case_key"]:
-            row[-1].value = pick["candidate_ids"][0]
+            # as a spreadsheet without the text format stores a typed ID: a number, leading zero lost
+            row[-1].value = float(pick["candidate_ids"][0])
         elif row[2].value == "Đối tượng" and row[1].value == reject["case_key"]:
             row[-1].value = "Không khớp"
     extra = ws.max_row + 1
@@ -142,6 +145,23 @@ def test_review_round_trip(tmp_path):
 
     summary = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert summary["provinces"]["01"]["review_decisions"]["applied"] == len(picked) + len(rejected)
+
+
+def test_decision_list_fits_excels_limit_and_ids_excel_turned_into_numbers_are_read():
+    from pipeline.review import LIST_CHARS, choice_list, decision_id
+
+    many = [f"0790900001{k:02d}" for k in range(20)]
+    choices = choice_list(many)
+    assert choices[-1] == "không khớp" and choices[:-1] == many[:len(choices) - 1]
+    assert len(",".join(choices)) <= LIST_CHARS < len(",".join([*many, "không khớp"]))
+    assert choice_list(many[:3]) == [*many[:3], "không khớp"]
+    assert [decision_id(v) for v in ("79090000123", "79090000123.0", "079 090 000 123", "25123456", "không khớp")] == [
+        "079090000123", "079090000123", "079090000123", "025123456", "không khớp"]
+    from pipeline.review import NONE_WORDS
+    from pipeline.text import fold_key
+
+    assert all(fold_key(v) in NONE_WORDS for v in ("Không khớp", "KHÔNG PHẢI", "không đúng", "Không ai", "none"))
+    assert fold_key("079090000123") not in NONE_WORDS and fold_key("có") not in NONE_WORDS
 
 
 def test_state_store_keeps_run_history(sample_run):
