@@ -57,7 +57,8 @@ def normalise(raw: pd.DataFrame, rules: Rules, run_date: dt.date, style: str,
 class Candidates:
     """Export persons of usable rows and their candidate pairs."""
 
-    rejected: np.ndarray        # rows with neither a name nor a usable ID, or whose cells cannot be read safely
+    rejected: np.ndarray        # rows that cannot be linked (`reject_reasons`)
+    reasons: pd.Series          # why, for those rows (null for the others)
     profiles: pd.DataFrame
     profile_of_row: pd.Series
     pairs: pd.DataFrame
@@ -79,11 +80,12 @@ def reject_reasons(norm: pd.DataFrame) -> pd.Series:
 
 def find_candidates(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> Candidates:
     """Group usable rows into export persons and join them to the registry through the blocking rules."""
-    rejected = reject_reasons(norm).notna().to_numpy()
+    reasons = reject_reasons(norm)
+    rejected = reasons.notna().to_numpy()
     profiles, profile_of_row = build_profiles(norm[~rejected])
     profiles["id_household"] = id_households(profiles, index)
     pairs = candidate_pairs(profiles, index, rules.matching["blocking"])
-    return Candidates(rejected, profiles, profile_of_row, pairs)
+    return Candidates(rejected, reasons, profiles, profile_of_row, pairs)
 
 
 def link(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> LinkResult:
@@ -107,7 +109,7 @@ def link(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> LinkResult:
     rows["best_row"] = d["best_row"]
     rows["match_score"] = d["match_score"].fillna(0.0).where(~rejected, 0.0)
     rows["match_reason"] = d["reason"].fillna("không tìm thấy ai phù hợp trong CSDL dân cư")
-    rows.loc[rejected, "match_reason"] = reject_reasons(norm)[rejected]
+    rows.loc[rejected, "match_reason"] = cand.reasons[rejected]
     rows["candidate_rows"] = d["candidate_rows"]
     rows["case_key"] = case_keys(rows)
     return LinkResult(rows, len(profiles), len(pairs))

@@ -63,7 +63,7 @@ def _unlabelled(s: pd.Series) -> pd.Series:
 def _repair(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Digits after undoing spreadsheet damage, and the reason where none can be had."""
     s = _unlabelled(s.str.strip())
-    s = s.str.strip().str.lstrip("'").str.replace(WHITESPACE + "+", "", regex=True)
+    s = s.str.lstrip("'").str.replace(WHITESPACE + "+", "", regex=True)
     reason = pd.Series(pd.NA, index=s.index, dtype="string[pyarrow]")
     sci = extract(s, _SCI)
     is_sci = sci[0].notna()
