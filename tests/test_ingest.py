@@ -267,6 +267,24 @@ def test_a_header_repeated_below_joined_exports_is_marked_not_read_as_a_person(t
     assert frame[READ_PROBLEM].fillna("").tolist() == ["", "", REPEATED_HEADER, ""]
 
 
+def test_csv_headers_in_canonical_english_and_official_form_wording_are_recognised(tmp_path, rules):
+    """A system that writes Parquet with the contract's names writes its CSV the same way; the
+    official form says 'Họ, chữ đệm và tên' and offers a passport under the ID."""
+    path = tmp_path / "canonical.csv"
+    path.write_text("full_name,date_of_birth,sex,id_number,dose_date,vaccine,lot_number\n"
+                    "Lê Văn An,01/02/1990,Nam,001090000002,15/08/2021,Pfizer,FF1234\n", encoding="utf-8")
+    res = read_export(path, rules)
+    assert res.frame.loc[0, ["full_name", "date_of_birth", "sex", "id_number", "dose_date", "vaccine", "lot_number"]].tolist() == [
+        "Lê Văn An", "01/02/1990", "Nam", "001090000002", "15/08/2021", "Pfizer", "FF1234"]
+    path = tmp_path / "form.csv"
+    path.write_text("STT,\"Họ, chữ đệm và tên\",Ngày sinh,Nam/Nữ,Số CMND/CCCD/Hộ chiếu,Mũi tiêm thứ,Mã số BHXH\n"
+                    "1,Lê Văn An,1990,Nam,001090000002,2,7912345678\n", encoding="utf-8")
+    res = read_export(path, rules)
+    assert res.columns == {"full_name": "Họ, chữ đệm và tên", "date_of_birth": "Ngày sinh", "sex": "Nam/Nữ",
+                           "id_number": "Số CMND/CCCD/Hộ chiếu", "dose_number": "Mũi tiêm thứ"}
+    assert res.frame.loc[0, "id_number"] == "001090000002"     # not the social-insurance number
+
+
 def test_utf16_without_tabs_and_bom_detection(tmp_path, rules):
     path = tmp_path / "u.txt"
     path.write_bytes(codecs.BOM_UTF16_LE + "Họ và tên\tNgày sinh\tSố CMND/CCCD\nĐỗ Thị Hà\t1/2/1990\t001190000001\n".encode("utf-16-le"))
