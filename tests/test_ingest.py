@@ -285,6 +285,53 @@ def test_csv_headers_in_canonical_english_and_official_form_wording_are_recognis
     assert res.frame.loc[0, "id_number"] == "001090000002"     # not the social-insurance number
 
 
+def test_cells_merged_down_a_block_of_rows_count_for_each_row_of_it(tmp_path, rules):
+    """A two-row header whose name and birth date cells span both rows, with the dose fields
+    under a merged 'Thông tin tiêm'; the vaccine and dose date written once, merged down a block of
+    rows that ends below the last person; a note merged across a row. Each person's row gets the
+    block's vaccine and date; the merged header cells name their columns; the note fills nothing
+    and the empty rows under the block stay empty."""
+    path = tmp_path / "merged.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    ws = wb.add_worksheet()
+    for col, title in ((0, "STT"), (1, "Họ và tên"), (2, "Ngày sinh"), (3, "Số CMND/CCCD")):
+        ws.merge_range(0, col, 1, col, title)
+    ws.merge_range(0, 4, 0, 5, "Thông tin tiêm")
+    ws.write_row(1, 4, ["Ngày tiêm", "Tên vắc xin"])
+    people = [("1", "Lê Văn An", "1990", "001090000002"), ("2", "Đỗ Thị Hà", "1991", "001191000003"),
+              ("3", "Trần Bình", "1992", "001092000004")]
+    for i, p in enumerate(people):
+        ws.write_row(2 + i, 0, p)
+    ws.merge_range(2, 4, 6, 4, "15/08/2021")     # rows 3-7: two rows below the last person
+    ws.merge_range(2, 5, 6, 5, "AstraZeneca")
+    ws.merge_range(8, 1, 8, 5, "Ghi chú: danh sách đã được kiểm tra")
+    wb.close()
+    res = read_export(path, rules)
+    assert res.header_row == 2 and res.columns["full_name"] == "Họ và tên" and res.columns["vaccine"] == "Tên vắc xin"
+    f = res.frame
+    assert f["source_row"].tolist() == [3, 4, 5, 9]
+    assert f["full_name"].tolist()[:3] == ["Lê Văn An", "Đỗ Thị Hà", "Trần Bình"]
+    assert f["vaccine"].tolist()[:3] == ["AstraZeneca"] * 3 and f["dose_date"].tolist()[:3] == ["15/08/2021"] * 3
+    assert f.loc[3, "full_name"] == "Ghi chú: danh sách đã được kiểm tra"
+    assert f.loc[3, ["date_of_birth", "id_number", "dose_date", "vaccine"]].isna().all()
+
+
+def test_a_csv_header_over_two_lines_names_the_columns_of_both(tmp_path, rules):
+    """The CSV Excel writes from a two-row header: group titles and the first row's names above,
+    the dose fields' names below. The line under a header that is data is never taken for more
+    header, even when the cells it leaves blank are under named columns."""
+    path = tmp_path / "two_lines.csv"
+    path.write_text("STT,Họ và tên,Ngày sinh,Số CMND/CCCD,Thông tin tiêm,\n,,,,Ngày tiêm,Tên vắc xin\n"
+                    "1,Lê Văn An,1990,001090000002,15/08/2021,Pfizer\n", encoding="utf-8")
+    res = read_export(path, rules)
+    assert res.header_row == 2 and set(res.columns) == {"full_name", "date_of_birth", "id_number", "dose_date", "vaccine"}
+    assert res.frame[["full_name", "vaccine"]].values.tolist() == [["Lê Văn An", "Pfizer"]]
+    assert res.frame["source_row"].tolist() == [3]
+    path.write_text("STT,Họ và tên,Ngày sinh,Số CMND/CCCD,Ngày tiêm\n1,Lê Văn An,,,Tên vắc xin\n", encoding="utf-8")
+    res = read_export(path, rules)
+    assert res.header_row == 1 and res.frame["source_row"].tolist() == [2]
+
+
 def test_utf16_without_tabs_and_bom_detection(tmp_path, rules):
     path = tmp_path / "u.txt"
     path.write_bytes(codecs.BOM_UTF16_LE + "Họ và tên\tNgày sinh\tSố CMND/CCCD\nĐỗ Thị Hà\t1/2/1990\t001190000001\n".encode("utf-16-le"))

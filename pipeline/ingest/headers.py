@@ -46,10 +46,37 @@ def map_header(cells: Sequence[object], rules: Rules) -> dict[int, str]:
     return found
 
 
-def find_header(rows: Sequence[Sequence[object]], rules: Rules) -> tuple[int, dict[int, str]] | None:
-    """(row offset, column map) of the first row naming enough known columns."""
+def find_header(rows: Sequence[Sequence[object]], rules: Rules,
+                ) -> tuple[int, dict[int, str], list[object]] | None:
+    """(row offset, column map, header cells) of the first row naming enough known columns, or of
+    the row under it where the two make one header (`_with_sub_header`)."""
     for offset, row in enumerate(rows[: rules.header_search_rows]):
         mapping = map_header(row, rules)
         if len(mapping) >= rules.min_known_columns:
-            return offset, mapping
+            return _with_sub_header(rows, offset, mapping, rules)
     return None
+
+
+def _blank(cell: object) -> bool:
+    return cell is None or str(cell).strip() == ""
+
+
+def _with_sub_header(rows: Sequence[Sequence[object]], offset: int, mapping: dict[int, str], rules: Rules,
+                     ) -> tuple[int, dict[int, str], list[object]]:
+    """A header over two rows: 'Họ và tên' and 'Ngày sinh' in the first (or merged down over both),
+    'Ngày tiêm' and 'Tên vắc xin' in the second under a group title ('Thông tin tiêm'). The second
+    row is part of the header when it is blank (or repeats the cell above) under every column the
+    first names, and names more columns with it than the first does alone; the header cells are
+    then the second row's, the first's where the second is blank."""
+    cells = list(rows[offset])
+    if offset + 1 >= len(rows):
+        return offset, mapping, cells
+    below = list(rows[offset + 1])
+    if any(i < len(below) and not _blank(below[i]) and below[i] != cells[i] for i in mapping):
+        return offset, mapping, cells          # a data row
+    combined = [below[i] if i < len(below) and not _blank(below[i]) else (cells[i] if i < len(cells) else None)
+                for i in range(max(len(cells), len(below)))]
+    joined = map_header(combined, rules)
+    if len(joined) <= len(mapping):
+        return offset, mapping, cells
+    return offset + 1, joined, combined

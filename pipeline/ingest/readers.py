@@ -103,8 +103,8 @@ def _check_required(mapping: dict[int, str], rules: Rules) -> None:
         raise IngestError("no column for the name (Họ và tên) or the ID number (Số CMND/CCCD)")
 
 
-def _header(rows: Sequence[Sequence[object]], rules: Rules, unit: str) -> tuple[int, dict[int, str]]:
-    """(offset, column map) of the header row among the first rows, or IngestError."""
+def _header(rows: Sequence[Sequence[object]], rules: Rules, unit: str) -> tuple[int, dict[int, str], list[object]]:
+    """(offset, column map, header cells) of the header row among the first rows, or IngestError."""
     found = find_header(rows, rules)
     if found is None:
         raise IngestError(f"no header row naming at least {rules.min_known_columns} known columns "
@@ -217,13 +217,12 @@ def _table_frame(rows: Sequence[Sequence[object]], numbers_of: Sequence[int], ru
     (`unit` "lines"), one with more cells than the header is marked (`_overlong_rows`); a sheet's
     cells keep their columns, so a value right of the header there is only an unnamed column.
     """
-    offset, mapping = _header(rows, rules, unit)
+    offset, mapping, header = _header(rows, rules, unit)
     data = rows[offset + 1:]
     columns = [column_text(col) for col in itertools.zip_longest(*data, fillvalue=None)]
     numbers = np.asarray(numbers_of[offset + 1:], dtype=np.int64)
-    problems = _overlong_rows(columns, len(rows[offset])) if unit == "lines" else None
-    return (_columns_frame(columns, numbers, mapping, rows[offset], rules, problems), numbers_of[offset], mapping,
-            list(rows[offset]))
+    problems = _overlong_rows(columns, len(header)) if unit == "lines" else None
+    return (_columns_frame(columns, numbers, mapping, header, rules, problems), numbers_of[offset], mapping, header)
 
 
 def read_xlsx(path: Path, rules: Rules) -> ReadResult:
@@ -234,7 +233,7 @@ def read_xlsx(path: Path, rules: Rules) -> ReadResult:
     problem is raised."""
     try:
         book = python_calamine.CalamineWorkbook.from_path(str(path))
-        rows = book.get_sheet_by_index(0).to_python(skip_empty_area=False)
+        rows = _sheet_rows(book.get_sheet_by_index(0))
     except Exception as exc:  # calamine raises its own error types for every kind of damage
         raise IngestError(f"not a readable XLSX workbook: {exc}") from exc
     sheet = None
@@ -245,7 +244,7 @@ def read_xlsx(path: Path, rules: Rules) -> ReadResult:
             if meta.typ != python_calamine.SheetTypeEnum.WorkSheet or meta.visible != python_calamine.SheetVisibleEnum.Visible:
                 continue
             try:
-                rows = book.get_sheet_by_index(k).to_python(skip_empty_area=False)
+                rows = _sheet_rows(book.get_sheet_by_index(k))
                 frame, header_no, mapping, header = _table_frame(rows, range(1, len(rows) + 1), rules)
             except Exception:  # any other sheet's problem (calamine errors included): try the next one
                 continue
@@ -254,6 +253,27 @@ def read_xlsx(path: Path, rules: Rules) -> ReadResult:
         else:
             raise first_problem from None
     return ReadResult(frame, "xlsx", None, header_no, {c: str(header[i]) for i, c in mapping.items()}, sheet)
+
+
+def _sheet_rows(sheet: python_calamine.CalamineSheet) -> Sequence[Sequence[object]]:
+    """A sheet's cells from A1, with each cell merged down over several rows (a vaccine or dose date
+    written once for a block of rows, a header cell spanning a two-row header) repeated in the
+    rows below it that hold anything else; only its first column is, so that a note merged across
+    a row does not fill the row's fields."""
+    cells = sheet.to_python(skip_empty_area=False)
+    down = [m for m in sheet.merged_cell_ranges or [] if m[1][0] > m[0][0]]
+    if not down:
+        return cells
+    rows: list[list[object]] = [list(r) for r in cells]
+    for (r0, c0), (r1, _c1) in down:
+        if r0 >= len(rows) or c0 >= len(rows[r0]) or rows[r0][c0] in (None, ""):
+            continue
+        value = rows[r0][c0]
+        for r in range(r0 + 1, min(r1, len(rows) - 1) + 1):
+            row = rows[r]
+            if c0 < len(row) and row[c0] in (None, "") and any(v not in (None, "") for j, v in enumerate(row) if j != c0):
+                row[c0] = value
+    return rows
 
 
 # Control bytes that text never holds (NUL apart): a file with more than a few of them is not text.
@@ -402,14 +422,14 @@ def _plain_csv(text: str, delim: str, rules: Rules,
         return None
     head = text.split("\n", rules.header_search_rows)
     rows, _ = _csv_rows("\n".join(head[:rules.header_search_rows]), delim)
-    offset, mapping = _header(rows, rules, "lines")
+    offset, mapping, header = _header(rows, rules, "lines")
     if any('"' in line for line in head[:offset + 1]):   # the header may be a record over several lines
         return None
     data = "\n".join(head[offset + 1:])
     if not data.strip() or data.startswith(("\n", "\r\n")) or "\n\n" in data or "\n\r\n" in data:
         return None
     raw = data.encode("utf-8")
-    names = [f"c{i}" for i in range(len(rows[offset]))]
+    names = [f"c{i}" for i in range(len(header))]
     try:
         table = pacsv.read_csv(
             io.BytesIO(raw), read_options=pacsv.ReadOptions(column_names=names),
@@ -425,7 +445,7 @@ def _plain_csv(text: str, delim: str, rules: Rules,
         return None
     columns = [_blank_to_null(table.column(i).combine_chunks()) for i in range(len(names))]
     numbers = np.arange(offset + 2, offset + 2 + table.num_rows, dtype=np.int64)
-    return _columns_frame(columns, numbers, mapping, rows[offset], rules), offset + 1, mapping, list(rows[offset])
+    return _columns_frame(columns, numbers, mapping, header, rules), offset + 1, mapping, header
 
 
 def read_parquet(path: Path, rules: Rules) -> ReadResult:
