@@ -163,6 +163,19 @@ def test_dose_numbers():
     assert pd.isna(out["dose_number"].iloc[5])
 
 
+def test_sex_and_dose_numbers_typed_in_a_legacy_font_are_read():
+    """A file typed in TCVN3 or VNI has every cell in the font, not only the names: 'Nữ' is 'N÷'
+    or 'Nöõ', 'Mũi nhắc lại' is 'Mòi nh¾c l¹i'. Read as the names are; what no font makes a known
+    value of stays unknown."""
+    from pipeline.normalize.codes import normalize_sex
+    from pipeline.normalize.encodings import encode_legacy
+
+    sexes = [encode_legacy(v, font) for font in ("tcvn3", "vni") for v in ("Nữ", "Nam", "NỮ")] + ["Ná»¯", "x", "N"]
+    assert normalize_sex(pd.Series(sexes)).sex.fillna("?").tolist() == ["F", "M", "F", "F", "M", "F", "F", "?", "?"]
+    doses = [encode_legacy(v, font) for font in ("tcvn3", "vni") for v in ("Mũi nhắc lại", "Mũi thứ hai")] + ["?"]
+    assert normalize_dose_numbers(pd.Series(doses)).dose_number.fillna(0).tolist() == [3, 2, 3, 2, 0]
+
+
 def test_dose_numbers_written_out_as_words():
     out = normalize_dose_numbers(pd.Series(["Mũi thứ nhất", "Mũi thứ hai", "MŨI MỘT", "Mũi ba", "Mũi nhắc lại lần thứ hai",
                                             "Mũi nhắc lại lần thứ nhất"]))

@@ -8,10 +8,13 @@ that is that close to one vaccine's names and no other's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 from rapidfuzz.distance import OSA
 
 from pipeline.normalize.distinct import by_distinct
+from pipeline.normalize.encodings import decoders
 from pipeline.rules import Rules, default_rules
 from pipeline.text import extract, fold_series, fold_words
 
@@ -20,15 +23,37 @@ def _folded(values: pd.Series) -> pd.Series:
     return fold_series(values).str.replace(r"[^0-9a-z]+", "", regex=True)
 
 
+def _in_legacy_font(d: pd.Series, out: pd.DataFrame, known: str, run: Callable[[pd.Series], pd.DataFrame],
+                    rules: Rules) -> pd.DataFrame:
+    """`out` with the values `run` did not know read again as typed in a legacy font or garbled by
+    a wrong code page (the repairs names get: 'N÷' and 'Nöõ' are Nữ in TCVN3 and VNI, 'Mòi nh¾c
+    l¹i' is Mũi nhắc lại), where one of them makes a value `run` knows. Once per distinct value
+    unknown as written: a few per file."""
+    rest = d.notna() & ~out[known].to_numpy(dtype=bool)
+    for decode in decoders(rules).values():
+        if not rest.any():
+            break
+        text = pd.Series([decode(v) for v in d[rest].tolist()], index=d.index[rest], dtype="string[pyarrow]")
+        text = text[text.notna() & (text != d[rest])]
+        if text.empty:
+            continue
+        again = run(text)
+        hit = again.index[again[known].to_numpy(dtype=bool)]
+        out.loc[hit, list(again.columns)] = again.loc[hit]
+        rest[hit] = False
+    return out
+
+
 def normalize_sex(raw: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
-    """Nam / Nữ / M / F / Male / Female (any case, with or without diacritics) -> M / F."""
+    """Nam / Nữ / M / F / Male / Female (any case, with or without diacritics, or typed in a
+    legacy font) -> M / F."""
     rules = rules or default_rules()
 
     def run(d: pd.Series) -> pd.DataFrame:
         sex = _folded(d).map(rules.sex_values).astype("string[pyarrow]")
         return pd.DataFrame({"sex": sex, "sex_known": sex.notna()})
 
-    return by_distinct(raw, run)
+    return by_distinct(raw, lambda d: _in_legacy_font(d, run(d), "sex_known", run, rules))
 
 
 def normalize_phones(raw: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
@@ -110,4 +135,4 @@ def normalize_dose_numbers(raw: pd.Series, rules: Rules | None = None) -> pd.Dat
         number = words.fillna(digits.astype("Float64")).where(lambda x: x.between(1, 10))
         return pd.DataFrame({"dose_number": number.astype("Int16"), "dose_number_known": number.notna()})
 
-    return by_distinct(raw, run)
+    return by_distinct(raw, lambda d: _in_legacy_font(d, run(d), "dose_number_known", run, rules))
