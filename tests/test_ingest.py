@@ -332,6 +332,18 @@ def test_a_csv_header_over_two_lines_names_the_columns_of_both(tmp_path, rules):
     assert res.header_row == 1 and res.frame["source_row"].tolist() == [2]
 
 
+@pytest.mark.parametrize(("text", "header_row"), [
+    ("sep=;\nHọ và tên;Ngày sinh;Số CMND/CCCD\nLê Văn An;1990;001090000002\n", 2),   # Excel's separator line
+    ("Họ và tên|Ngày sinh|Số CMND/CCCD\nLê Văn An|1990|001090000002\n", 1),           # a database dump
+])
+def test_an_excel_separator_line_and_pipe_separated_text_are_read(tmp_path, rules, text, header_row):
+    path = tmp_path / "x.csv"
+    path.write_text(text, encoding="utf-8")
+    res = read_export(path, rules)
+    assert res.header_row == header_row
+    assert res.frame[["full_name", "id_number"]].values.tolist() == [["Lê Văn An", "001090000002"]]
+
+
 def test_utf16_without_tabs_and_bom_detection(tmp_path, rules):
     path = tmp_path / "u.txt"
     path.write_bytes(codecs.BOM_UTF16_LE + "Họ và tên\tNgày sinh\tSố CMND/CCCD\nĐỗ Thị Hà\t1/2/1990\t001190000001\n".encode("utf-16-le"))

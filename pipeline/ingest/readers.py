@@ -365,7 +365,7 @@ def decode_legacy(raw: bytes) -> tuple[str, str]:
 def sniff_delimiter(lines: Sequence[str]) -> str:
     """The delimiter that splits the most of the first lines into the most fields."""
     best, best_score = ",", -1
-    for delim in ("\t", ";", ","):
+    for delim in ("\t", ";", ",", "|"):
         counts = [len(next(csv.reader([ln], delimiter=delim))) for ln in lines if ln.strip()]
         score = sum(c for c in counts if c > 2)
         if score > best_score:
