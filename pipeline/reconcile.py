@@ -28,8 +28,8 @@ from pipeline.text import take_text
 
 log = logging.getLogger(__name__)
 REJECT_REASON = "không có họ tên và không có số giấy tờ hợp lệ: không thể đối chiếu"
-NOT_A_DOSE_REASON = ("chỉ có họ tên: không có số giấy tờ, ngày sinh, số điện thoại hay thông tin mũi tiêm "
-                     "(ngày tiêm, vắc xin, mũi số); không phải dòng tiêm chủng (dòng tổng cộng, chữ ký?)")
+NOT_A_DOSE_REASON = ("có họ tên nhưng không có số giấy tờ, ngày sinh, số điện thoại hay thông tin mũi tiêm "
+                     "(ngày tiêm, vắc xin, mũi số): không phải dòng tiêm chủng (dòng tổng cộng, chữ ký?)")
 
 
 @dataclass(frozen=True)
