@@ -10,7 +10,6 @@ state store and applied by the next run.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import python_calamine
 import xlsxwriter
 
 from pipeline.link.index import RegistryIndex
+from pipeline.normalize.ids import classify_ids
 from pipeline.output import atomic_write
 from pipeline.report import SEX_VI, print_setup, safe_text
 from pipeline.state import Decision
@@ -206,12 +206,11 @@ def choice_list(candidates: list[str]) -> list[str]:
 
 
 def decision_id(value: str) -> str:
-    """A decision cell's ID as the case lists it: digits kept where Excel made the typed ID a number
-    (79090000123, 79090000123.0: the leading zero lost) or the officer typed spaces or dots in it."""
-    digits = re.sub(r"[\s.]", "", re.sub(r"\.0+$", "", value))
-    if not digits.isdigit():
-        return value
-    return digits.zfill(12) if 10 <= len(digits) <= 11 else digits.zfill(9) if len(digits) < 9 else digits
+    """A decision cell's ID as the case lists it, repaired as export IDs are: where Excel made the
+    typed ID a number (79090000123, 79090000123.0: the leading zero lost) or the officer typed
+    spaces or dots in it. Anything that is no ID is returned as it is."""
+    repaired = classify_ids(pd.Series([value], dtype="string[pyarrow]"))["id_number"].iloc[0]
+    return value if pd.isna(repaired) else str(repaired)
 
 
 @dataclass(frozen=True)
