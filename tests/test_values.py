@@ -267,7 +267,7 @@ def test_a_vaccine_named_inside_a_longer_value_is_known_unless_two_are_named():
 @pytest.mark.parametrize(("raw", "vaccine"), [
     ("Phizer", "Pfizer"), ("Pfizerr", "Pfizer"), ("Modena", "Moderna"), ("Astrazenca", "AstraZeneca"),
     ("AstraZeneka", "AstraZeneca"), ("Sinophram", "Vero Cell"), ("Verro Cell", "Vero Cell"), ("Jansen", "Janssen"),
-    ("Abdalla", "Abdala"), ("Vắc xin Astra Zenca", "AstraZeneca"),
+    ("Abdalla", "Abdala"), ("Vắc xin Astra Zenca", "AstraZeneca"), ("Jcovden", "Janssen"),   # Janssen's brand name
     # not a letter or two from one catalogue vaccine: unknown
     ("Sinovac", None), ("Novavax", None), ("Nanocovax", None), ("Covivac", None), ("Covaxin", None),
     ("XYZ-Vac", None), ("Pfizr / Modrna", None), ("Vera", None), ("Azz", None),
