@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.text import fold_key
+from pipeline.text import fold_key, fold_words
 
 DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 PERSON_CODES = (
@@ -57,6 +57,8 @@ class Rules:
     provinces: dict[str, str]               # GSO code -> name
     vaccines: dict[str, Vaccine]
     vaccine_aliases: dict[str, str]         # folded alias -> canonical vaccine
+    # other vaccines whose names hold a catalogue vaccine's ('Sputnik Light'): their fold_words
+    not_in_catalogue: tuple[tuple[str, ...], ...]
     booster_min_days: int
     second_booster_min_days: int
     campaign_start: dt.date
@@ -211,6 +213,7 @@ def load_rules(root: Path | str | None = None) -> Rules:
         second_booster_min_days=int(vac.get("second_booster_min_days", 120)),
         campaign_start=_date(c, vac.get("campaign_start", "2021-03-08"), "vaccines.yaml: campaign_start"),
         dose_number_words={fold_key(k): int(v) for k, v in (vac.get("dose_numbers") or {}).items()},
+        not_in_catalogue=tuple(fold_words(str(v)) for v in vac.get("not_in_catalogue") or []),
         placeholder_ids=frozenset(str(p) for p in ids.get("placeholders") or []),
         no_id_words=frozenset(fold_key(str(w)) for w in ids.get("no_id_words") or []),
         century_sex=century,

@@ -271,6 +271,7 @@ def test_a_vaccine_named_inside_a_longer_value_is_known_unless_two_are_named():
     # not a letter or two from one catalogue vaccine: unknown
     ("Sinovac", None), ("Novavax", None), ("Nanocovax", None), ("Covivac", None), ("Covaxin", None),
     ("XYZ-Vac", None), ("Pfizr / Modrna", None), ("Vera", None), ("Azz", None),
+    ("Sputnik Light", None), ("Sputnik V", "Sputnik V"),   # the single-dose vaccine is not Sputnik V
 ])
 def test_a_vaccine_name_misspelt_by_a_letter_or_two_is_that_vaccine_and_no_other(raw, vaccine):
     out = normalize_vaccines(pd.Series([raw]))

@@ -72,11 +72,15 @@ def normalize_phones(raw: pd.Series, rules: Rules | None = None) -> pd.DataFrame
     return by_distinct(raw, run)
 
 
-def _named_vaccine(text: str, aliases: list[tuple[tuple[str, ...], str]]) -> str | None:
+def _named_vaccine(text: str, aliases: list[tuple[tuple[str, ...], str]],
+                   others: tuple[tuple[str, ...], ...] = ()) -> str | None:
     """The one catalogue vaccine whose name or alias appears in `text` as whole words
     ('AstraZeneca (AZD1222)', 'Vắc xin Pfizer'), else the one whose name or alias a run of its words
-    misspells (`_misspelt`); None where none does or where two vaccines do."""
+    misspells (`_misspelt`); None where none does, where two vaccines do, or where `text` names one
+    of `others`, vaccines outside the catalogue ('Sputnik Light')."""
     words = fold_words(text)
+    if any(words[i:i + len(o)] == o for o in others for i in range(len(words) - len(o) + 1)):
+        return None
     found = {name for alias, name in aliases
              if any(words[i:i + len(alias)] == alias for i in range(len(words) - len(alias) + 1))}
     if not found:
@@ -115,7 +119,7 @@ def normalize_vaccines(raw: pd.Series, rules: Rules | None = None) -> pd.DataFra
         vac = _folded(d).map(rules.vaccine_aliases).astype("string[pyarrow]")
         rest = vac.isna() & d.notna()
         if rest.any():   # once per distinct value (by_distinct): a few per file
-            vac[rest] = [_named_vaccine(t, aliases) for t in d[rest].tolist()]
+            vac[rest] = [_named_vaccine(t, aliases, rules.not_in_catalogue) for t in d[rest].tolist()]
         return pd.DataFrame({"vaccine": vac, "vaccine_known": vac.notna()})
 
     return by_distinct(raw, run)
