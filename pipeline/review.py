@@ -195,22 +195,24 @@ LIST_CHARS = 255     # Excel's limit on a validation list written in place (item
 
 
 def choice_list(candidates: list[str]) -> list[str]:
-    """The decision cell's drop-down: "không khớp" and as many candidates, best first, as Excel's
-    limit on such a list holds (any candidate of the case is accepted when typed, listed or not)."""
-    choices = ["không khớp"]
+    """The decision cell's drop-down: as many candidates, best first, as Excel's limit on such a
+    list holds, then "không khớp" (any candidate of the case is accepted when typed, listed or not)."""
+    none, listed = "không khớp", []
+    used = len(none)
     for cand in candidates:
-        if len(",".join([*choices, cand])) > LIST_CHARS:
+        used += len(cand) + 1          # the item and its comma
+        if used > LIST_CHARS:
             break
-        choices.insert(len(choices) - 1, cand)
-    return choices
+        listed.append(cand)
+    return [*listed, none]
 
 
-def decision_id(value: str) -> str:
-    """A decision cell's ID as the case lists it, repaired as export IDs are: where Excel made the
+def decision_ids(values: list[str]) -> list[str]:
+    """Decision cells' IDs as the cases list them, repaired as export IDs are: where Excel made the
     typed ID a number (79090000123, 79090000123.0: the leading zero lost) or the officer typed
     spaces or dots in it. Anything that is no ID is returned as it is."""
-    repaired = classify_ids(pd.Series([value], dtype="string[pyarrow]"))["id_number"].iloc[0]
-    return value if pd.isna(repaired) else str(repaired)
+    repaired = classify_ids(pd.Series(values, dtype="string[pyarrow]"))["id_number"]
+    return [v if pd.isna(r) else str(r) for v, r in zip(values, repaired, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -237,15 +239,15 @@ def read_decisions(path: Path, decided_by: str, now: dt.datetime | None = None) 
             case["row"] = n
         elif cells[2] == CANDIDATE:
             case["cands"].append(cells[3])
+    decided = {key: case for key, case in cases.items() if case["decision"]}
+    as_ids = dict(zip(decided, decision_ids([c["decision"] for c in decided.values()]), strict=True))
     decisions, problems = [], []
-    for key, case in cases.items():
+    for key, case in decided.items():
         value = case["decision"]
-        if not value:
-            continue
         if fold_key(value) in NONE_WORDS:
             decision = "none"
-        elif decision_id(value) in case["cands"]:
-            decision = decision_id(value)
+        elif as_ids[key] in case["cands"]:
+            decision = as_ids[key]
         else:
             problems.append(f"dòng {case['row']}: \"{value}\" không phải là số định danh của ứng viên nào trong hồ sơ này")
             continue

@@ -148,14 +148,14 @@ def test_review_round_trip(tmp_path):
 
 
 def test_decision_list_fits_excels_limit_and_ids_excel_turned_into_numbers_are_read():
-    from pipeline.review import LIST_CHARS, choice_list, decision_id
+    from pipeline.review import LIST_CHARS, choice_list, decision_ids
 
     many = [f"0790900001{k:02d}" for k in range(20)]
     choices = choice_list(many)
     assert choices[-1] == "không khớp" and choices[:-1] == many[:len(choices) - 1]
     assert len(",".join(choices)) <= LIST_CHARS < len(",".join([*many, "không khớp"]))
     assert choice_list(many[:3]) == [*many[:3], "không khớp"]
-    assert [decision_id(v) for v in ("79090000123", "79090000123.0", "079 090 000 123", "25123456", "không khớp")] == [
+    assert decision_ids(["79090000123", "79090000123.0", "079 090 000 123", "25123456", "không khớp"]) == [
         "079090000123", "079090000123", "079090000123", "025123456", "không khớp"]
     from pipeline.review import NONE_WORDS
     from pipeline.text import fold_key

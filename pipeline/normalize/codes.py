@@ -79,13 +79,17 @@ def _named_vaccine(text: str, aliases: list[tuple[tuple[str, ...], str]],
     misspells (`_misspelt`); None where none does, where two vaccines do, or where `text` names one
     of `others`, vaccines outside the catalogue ('Sputnik Light')."""
     words = fold_words(text)
-    if any(words[i:i + len(o)] == o for o in others for i in range(len(words) - len(o) + 1)):
+    if any(_holds(words, other) for other in others):
         return None
-    found = {name for alias, name in aliases
-             if any(words[i:i + len(alias)] == alias for i in range(len(words) - len(alias) + 1))}
+    found = {name for alias, name in aliases if _holds(words, alias)}
     if not found:
         found = _misspelt(words, aliases)
     return found.pop() if len(found) == 1 else None
+
+
+def _holds(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
+    """`phrase` appears in `words` as consecutive whole words."""
+    return any(words[i:i + len(phrase)] == phrase for i in range(len(words) - len(phrase) + 1))
 
 
 MISSPELT_MIN_LETTERS = 5    # shorter names (AZ, Vero, J&J) only count when written exactly
@@ -110,7 +114,8 @@ def _misspelt(words: tuple[str, ...], aliases: list[tuple[tuple[str, ...], str]]
 
 def normalize_vaccines(raw: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
     """Brand and common names with spelling variants -> the catalogue's canonical name: the whole
-    value as an alias, else the one vaccine whose alias it contains as whole words."""
+    value as an alias, else the one vaccine whose alias it contains as whole words or misspells
+    (`_named_vaccine`)."""
     rules = rules or default_rules()
     aliases = [(words, v.name) for v in rules.vaccines.values() for a in (v.name, *v.aliases)
                if (words := fold_words(a))]
