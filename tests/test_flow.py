@@ -181,17 +181,25 @@ def test_transient_errors_are_told_from_bad_data():
 
 def test_the_run_publishes_a_table_and_a_markdown_artifact(tmp_path):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
 
     exports, out = _exports(tmp_path, ("66",)), tmp_path / "out"
-    _run(exports, out)
+    state = _run(exports, out, return_state=True)
+    assert state.is_completed()
+    # This run's artifacts only: other tests of the session publish under the same keys, and the
+    # server's default order (by random UUID) says nothing about which one is the latest.
+    this_run = ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
     with get_client(sync_client=True) as client:
         found = {}
         for key in ("vaxrecon-provinces", "vaxrecon-summary"):
-            arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
-            found[key] = arts[-1] if arts else None
+            arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]), flow_run_id=this_run))
+            assert len(arts) == 1, (key, len(arts))
+            found[key] = arts[0]
     table, md = found["vaxrecon-provinces"], found["vaxrecon-summary"]
-    assert table is not None and md is not None
     rows = json.loads(table.data) if isinstance(table.data, str) else table.data
     assert any(r["Tỉnh"] == "66" and r["Số dòng"] > 0 for r in rows)
     assert "bao_cao_66.xlsx" in md.data and "Tỉnh" in md.data
