@@ -47,6 +47,12 @@ RUN = dt.date(2026, 11, 26)
     ("079093001234 / 079093001235", None, "invalid"),      # two personal numbers: which is theirs?
     ("079093001234 mẹ", None, "invalid"),                  # another word than a label
     ("CCCD: 111111111111", "111111111111", "placeholder"),
+    # the letter O typed for a zero; a stray mark before or after the number
+    ("O79093001234", "079093001234", "personal"),
+    ("079o93001234", "079093001234", "personal"),
+    ("OOOOOOOOO", None, "invalid"),
+    ("#079093001234", "079093001234", "personal"),
+    ("079093001234;", "079093001234", "personal"),
     ("", None, "missing"),
     (None, None, "missing"),
 ])
@@ -92,6 +98,22 @@ def test_personal_id_structure_is_decoded():
     ("00/03/1945", None, 1945, "year"),
     ("03/1985", None, 1985, "year"),
     ("1985-03", None, 1985, "year"),
+    # eight digits, year first or last (no Excel serial has eight digits)
+    ("19850305", "1985-03-05", 1985, "day"),
+    ("05031985", "1985-03-05", 1985, "day"),
+    ("19121962", "1962-12-19", 1962, "day"),             # not 1912-19-62
+    # typed variations: Excel's text apostrophe, a stop after the date, spaces or other separators
+    ("'05/03/1985", "1985-03-05", 1985, "day"),
+    ("05/03/1985.", "1985-03-05", 1985, "day"),
+    ("05 / 03 / 1985", "1985-03-05", 1985, "day"),
+    ("05/03 /1985", "1985-03-05", 1985, "day"),
+    ("05 03 1985", "1985-03-05", 1985, "day"),
+    ("05,03,1985", "1985-03-05", 1985, "day"),
+    ("1985 03 05", "1985-03-05", 1985, "day"),
+    # an unknown day or month written as '?' or 'x'; the year as a word
+    ("??/03/1945", None, 1945, "year"),
+    ("xx/xx/1945", None, 1945, "year"),
+    ("năm 1945", None, 1945, "year"),
 ])
 def test_dates_in_every_format(raw, date, year, precision):
     out = normalize_dates(pd.Series([raw]), run_date=RUN)
@@ -106,7 +128,8 @@ def test_dates_in_every_format(raw, date, year, precision):
                                              ("không rõ", "unreadable date"), ("10:30", "unreadable date"),
                                              ("05/03/1985 25", "unreadable date"), ("31-Feb-1990", "impossible date"),
                                              ("xx-Mar-1985", "unreadable date"), ("00/13/1945", "impossible date"),
-                                             ("13/1985", "unreadable date")])
+                                             ("13/1985", "unreadable date"), ("12345678", "Excel serial out of range"),
+                                             ("19851305", "Excel serial out of range"), ("x/y/1985", "unreadable date")])
 def test_impossible_dates_are_rejected_with_a_reason(raw, error):
     out = normalize_dates(pd.Series([raw]), run_date=RUN)
     assert pd.isna(out["date"].iloc[0]) and pd.isna(out["year"].iloc[0])
@@ -126,7 +149,7 @@ def test_year_only_is_not_a_dose_date():
 
 @settings(max_examples=200, deadline=None)
 @given(d=st.dates(min_value=dt.date(1901, 1, 1), max_value=dt.date(2025, 12, 31)),
-       fmt=st.sampled_from(["%d/%m/%Y", "%d-%m-%Y", "%Y-%m-%d", "serial"]))
+       fmt=st.sampled_from(["%d/%m/%Y", "%d-%m-%Y", "%Y-%m-%d", "%Y%m%d", "%d%m%Y", "%d %m %Y", "serial"]))
 def test_any_written_date_reads_back(d, fmt):
     text = str((d - dt.date(1899, 12, 30)).days) if fmt == "serial" else d.strftime(fmt)
     out = normalize_dates(pd.Series([text]), run_date=RUN)
@@ -147,6 +170,19 @@ def test_phone_numbers_and_the_2018_prefix_change():
     out = normalize_phones(pd.Series(["0912345678", "+84 912 345 678", "01623456789", "0120 123 4567", "12345"]))
     assert out["phone"].tolist()[:4] == ["0912345678", "0912345678", "0323456789", "0701234567"]
     assert not out["phone_known"].iloc[4]
+
+
+@pytest.mark.parametrize(("raw", "phone"), [
+    ("0084 912 345 678", "0912345678"),          # the international call prefix
+    ("84912345678", "0912345678"),
+    ("849123456", "0849123456"),                 # a 084 number that lost its zero, not +84
+    ("841623456789", "0323456789"),
+    ("0912345678 / 0987654321", "0912345678"),   # two numbers: the first is the row's
+    ("0912 345 678 hoặc 0987654321", "0912345678"),
+    ("0912-345-678; 0987654321", "0912345678"),
+])
+def test_phone_numbers_as_typed(raw, phone):
+    assert normalize_phones(pd.Series([raw]))["phone"].iloc[0] == phone
 
 
 def test_vaccine_spellings_and_unknowns():

@@ -61,8 +61,12 @@ def normalize_phones(raw: pd.Series, rules: Rules | None = None) -> pd.DataFrame
     rules = rules or default_rules()
 
     def run(d: pd.Series) -> pd.DataFrame:
-        s = d.str.replace(r"\.0+$", "", regex=True).str.replace(r"[^0-9+]", "", regex=True)
-        s = s.str.replace(r"^\+?84", "0", regex=True)
+        # of two numbers in one cell ('0912345678 / 0987654321'), the first is the row's
+        s = d.str.replace(r"\s*(?:[/;,|]|\s-\s|\s(?:hoặc|hoac)\s).*$", "", regex=True)
+        s = s.str.replace(r"\.0+$", "", regex=True).str.replace(r"[^0-9+]", "", regex=True)
+        # the country code (+84, 0084, or 84 before the nine or ten digits of the number); a
+        # number of nine digits starting 84 is a 084 number that lost its zero
+        s = s.str.replace(r"^(?:\+|00)84|^\+?84([0-9]{9,10})$", r"0\1", regex=True)
         s = s.mask(s.str.len().isin([9, 10]) & ~s.str.startswith("0"), "0" + s)
         for old, new in rules.phone_prefixes.items():
             s = s.mask((s.str.len() == 11) & s.str.startswith(old), new + s.str[4:])

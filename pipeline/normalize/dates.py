@@ -25,7 +25,22 @@ _TIME_OF_DAY = (r"(?:[ T]+[0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?"
 _DMY = r"^(?P<a>[0-9]{1,2})[/.\-](?P<b>[0-9]{1,2})[/.\-](?P<c>[0-9]{4})$"
 _YMD = r"^(?P<a>[0-9]{4})[/.\-](?P<b>[0-9]{1,2})[/.\-](?P<c>[0-9]{1,2})$"
 _DMYY = r"^(?P<a>[0-9]{1,2})[/.\-](?P<b>[0-9]{1,2})[/.\-](?P<c>[0-9]{2})$"
+# Eight digits with no separator: year first ('19850305') or last ('05031985'). No Excel serial
+# has eight digits, and no eight digits read as a valid date both ways (a valid year-first value
+# would need a month of 19 or 20 when read day-first).
+_YMD8 = r"^(?P<a>(?:19|20)[0-9]{2})(?P<b>[0-9]{2})(?P<c>[0-9]{2})$"
+_DMY8 = r"^(?P<a>[0-9]{2})(?P<b>[0-9]{2})(?P<c>(?:19|20)[0-9]{2})$"
 _NUMBER = r"^(?P<whole>[0-9]+)(?:\.(?P<fraction>[0-9]+))?$"
+# Typed variations, rewritten before the formats are tried: an apostrophe Excel keeps in front of
+# text ("'05/03/1985"); a stray full stop or comma after the date; spaces around the separators,
+# or a space, comma or underscore as the separator ('05 / 03 / 1985', '05 03 1985', '05,03,1985');
+# a day or month not known, written as '?' or 'xx' ('??/03/1985', 'xx/xx/1985'), read like
+# '00/03/1985' (the year alone); and 'năm 1985' (the year 1985).
+_EXCEL_TEXT_MARK = r"^'+"
+_TRAILING_STOP = r"[.,;]+$"
+_SEPARATED = r"^(?P<a>[0-9?xX]{1,4})[/.\-,_ ]+(?P<b>[0-9?xX]{1,2})[/.\-,_ ]+(?P<c>[0-9]{2}|[0-9]{4})$"
+_UNKNOWN_PART = r"(^|/)(?:[?]{1,2}|[xX]{1,2})(/)"
+_YEAR_WORD = r"(?i)^n(?:ă|a)m +([0-9]{4})$"
 _MONTH_YEAR = r"^(?:(?P<m>[0-9]{1,2})[/.\-](?P<y>[0-9]{4})|(?P<y2>[0-9]{4})[/.\-](?P<m2>[0-9]{1,2}))$"
 # Dates that name their month, as a spreadsheet's custom date format writes them into a CSV
 # ('05-Mar-1985', '5 March 85') or as they are written out in Vietnamese ('ngày 5 tháng 3 năm 1985',
@@ -48,15 +63,36 @@ def _spelled_out(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     return s.mask(named, out), named
 
 
+def _retyped(s: pd.Series) -> pd.Series:
+    """`s` with typed variations of the formats rewritten to them (see `_SEPARATED`). Only values
+    with another character than digits and the formats' separators, or ending in a stop, are
+    looked at: one pass over the rest."""
+    odd = s.str.contains(r"[^0-9/.\-]|\.$", regex=True).fillna(False).astype(bool)
+    if not odd.any():
+        return s
+    t = regex_replace(s[odd], _EXCEL_TEXT_MARK + "|" + _TRAILING_STOP, "")
+    t = regex_replace(regex_replace(t, _YEAR_WORD, r"\1"), _SEPARATED, r"\1/\2/\3")
+    t = regex_replace(regex_replace(t, _UNKNOWN_PART, r"\100\2"), _UNKNOWN_PART, r"\100\2")
+    s = s.mask(odd, t)
+    return s.mask(s == "")
+
+
 def _parts(s: pd.Series, run_year: int) -> pd.DataFrame:
     """Day, month, year (as numbers) and the format each value was read with."""
     d = pd.DataFrame(index=s.index, columns=["day", "month", "year"], dtype="Float64")
     fmt = pd.Series(pd.NA, index=s.index, dtype="string[pyarrow]")
-    for pattern, order, label in ((_DMY, ("day", "month", "year"), "dmy"),
-                                  (_YMD, ("year", "month", "day"), "ymd"),
-                                  (_DMYY, ("day", "month", "year"), "dmyy")):
+    # eight digits are year-first where that reads as a month and a day, else day-first
+    ymd8 = extract(s, _YMD8)
+    ymd8_ok = (pd.to_numeric(ymd8[1]).between(1, 12) & pd.to_numeric(ymd8[2]).between(1, 31)).fillna(False)
+    for pattern, order, label, only in ((_DMY, ("day", "month", "year"), "dmy", None),
+                                        (_YMD, ("year", "month", "day"), "ymd", None),
+                                        (_DMYY, ("day", "month", "year"), "dmyy", None),
+                                        (_YMD8, ("year", "month", "day"), "ymd8", ymd8_ok),
+                                        (_DMY8, ("day", "month", "year"), "dmy8", None)):
         m = extract(s, pattern)
         hit = m[0].notna() & fmt.isna()
+        if only is not None:
+            hit = hit & only.astype(bool)
         for i, col in enumerate(order):
             d.loc[hit, col] = pd.to_numeric(m.loc[hit, i]).astype("Float64")
         fmt = fmt.mask(hit, label)
@@ -76,7 +112,7 @@ def parse_dates(values: pd.Series, rules: Rules | None = None, *, run_date: dt.d
     """
     rules = rules or default_rules()
     s = regex_replace(values.astype("string[pyarrow]").str.strip(), _TIME_OF_DAY, "")
-    s = s.mask(s == "")
+    s = _retyped(s.mask(s == ""))
     s, named = _spelled_out(s)
     parts = _parts(s, run_date.year)
     num = extract(s, _NUMBER)

@@ -74,7 +74,13 @@ def _repair(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     reason = reason.mask(is_sci & ~kept, "scientific notation lost digits")
     s = s.mask(is_sci & ~kept)
     s = regex_replace(s, r"^(\d+)\.0+$", r"\1")                # Excel number cell 79093001234.0
-    s = s.str.replace(r"[.\-_/,]", "", regex=True)               # 079.093.001.234, 079-093-...
+    s = s.str.replace(r"[.\-_/,;#]", "", regex=True)             # 079.093.001.234, 079-093-...
+    # the letter O typed for a zero among digits ('O79093001234')
+    has_o = s.str.contains("[Oo]", regex=True).fillna(False).to_numpy(dtype=bool)
+    if has_o.any():
+        t = s[has_o]
+        s = s.mask(pd.Series(has_o, index=s.index) & t.str.fullmatch("[0-9Oo]*[0-9][0-9Oo]*").reindex(s.index).fillna(False),
+                   t.str.replace("[Oo]", "0", regex=True).reindex(s.index))
     not_digits = s.notna() & ~s.str.fullmatch("[0-9]+").fillna(False)
     reason = reason.mask(not_digits & reason.isna(), "not a number")
     s = s.mask(not_digits)
