@@ -161,3 +161,27 @@ def test_a_value_without_any_letter_is_no_name():
     out = normalize_names(raw)
     assert out["full_name"].isna().tolist() == [True, True, True, True, False, False, True]
     assert out["name_fold"].isna().tolist() == [True, True, True, True, False, False, True]
+
+
+@pytest.mark.parametrize(("raw", "name"), [
+    ("Nguyễn Văn Dũng (con)", "Nguyễn Văn Dũng"),             # a note in brackets
+    ("Trần Thị Hoa (mẹ: Lê Thị Bình)", "Trần Thị Hoa"),
+    ("Nguyen Van Dung (CCCD 079...)", "Nguyen Van Dung"),
+    ("1. Nguyễn Văn Dũng", "Nguyễn Văn Dũng"),                # a list number
+    ("Nguyễn Văn Dũng - 1962", "Nguyễn Văn Dũng"),            # digits beside the name
+    ("Nguyễn Văn Dũng1", "Nguyễn Văn Dũng"),
+    ("Nguyễn Văn Dũng.", "Nguyễn Văn Dũng"),                  # stops, commas, quotes, stars
+    ("Nguyễn Văn. Dũng,", "Nguyễn Văn Dũng"),
+    ('"Nguyễn Văn Dũng" *', "Nguyễn Văn Dũng"),
+    ("Nguyễn-Văn-Dũng", "Nguyễn Văn Dũng"),                   # registered names are words and spaces
+    ("Nguyễn_Văn_Dũng)", "Nguyễn Văn Dũng"),
+    ("Nguyen Van Dung.", "Nguyen Van Dung"),                  # a stop after a consonant is no VIQR mark
+    ("Nguyeãn Vaên Duõng.", "Nguyễn Văn Dũng"),               # VNI, then the stop
+    ("Tra^`n Thi. Hoa", "Trần Thị Hoa"),                      # VIQR keeps its marks
+    ("Nguye^~n Va(n Du~ng", "Nguyễn Văn Dũng"),
+    ("Ksor H'Hen", "Ksor H'Hen"),
+    (as_cp1252_mojibake("Đỗ Văn Cường (con)"), "Đỗ Văn Cường"),  # 'Äá»—': the dash is part of 'ỗ'
+])
+def test_marks_and_notes_written_beside_a_name_are_not_part_of_it(raw, name):
+    assert canonical_names(pd.Series([raw]))["full_name"].iloc[0] == name
+

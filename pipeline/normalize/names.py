@@ -36,6 +36,16 @@ _CHARS_OK = re.compile(f"^[a-zđ{TONE_MARKS}\u0302\u0306\u031b' -]+$")
 _TWO_TONES = re.compile(f"[{TONE_MARKS}][^ ]*[{TONE_MARKS}]")
 _VIQR_HINT = re.compile(r"[a-zA-Z][\^(+`~?]|[aeiouyAEIOUY]['.]|[dD][dD]\b")
 _ETH_INITIAL = re.compile(r"(^|\s)[Ðð]")
+# What exports write into a name cell beside the name: a note in brackets ('(con)', '(CCCD 079…)'),
+# a list number in front ('1. '), digits ('- 1962', 'Dũng1'), quotes and other marks that are no
+# part of a name ('"…"', '*', ','). Only ASCII marks: UTF-8 read as Windows-1252 makes dashes and
+# quotes of letters ('Đỗ' is 'Äá»—'). No legacy font but VIQR uses one in a letter; VIQR writes
+# tone marks with ' ( + . ? ^ ` ~, and those are left, except a bracket that opens a word (VIQR's
+# follows its letter) and a full stop in a name that is not plain ASCII (VIQR text is).
+_NOTE_MARKS = r"[0-9()\[\]\"*_#,;:!/\\|@&=.\-]"
+_BRACKETED = r"(?:^|\s)[(\[][^()\[\]]*[)\]]"
+_LIST_NUMBER = r"^[0-9]+\s*[.)]\s*"
+_NOT_NAME = r"[0-9\"*_#,;:!/\\|@&=\[\]\-]+"   # a hyphen too: registered names are words and single spaces
 _SPACES = re.compile(r"\s+")
 # Tone placement: old style marks the first vowel of oa/oe/uy with no final
 # consonant (hòa, thủy); new style the second (hoà, thuỷ).
@@ -226,6 +236,7 @@ def canonical_names(values: pd.Series, rules: Rules | None = None, style: str = 
     lexicon = lexicon if lexicon is not None else default_lexicon(rules)
     s = values.astype("string[pyarrow]").str.normalize("NFC").str.replace(r"[ \t\r\n]+", " ", regex=True).str.strip(" ")
     s = s.mask(s == "")
+    s = _without_notes(s)
     s = regex_replace(s, _ETH_INITIAL.pattern, r"\1Đ")
     valid = _valid_mask(s.fillna(""))
     non_ascii = s.str.contains(r"[^\x00-\x7f]", regex=True).fillna(False).astype(bool)
@@ -247,6 +258,22 @@ def canonical_names(values: pd.Series, rules: Rules | None = None, style: str = 
     s = _capitalise(s)
     s = apply_tone_style(s, style)
     return pd.DataFrame({"full_name": s, "encoding": encoding.mask(s.isna()), "valid": valid & s.notna()})
+
+
+def _without_notes(s: pd.Series) -> pd.Series:
+    """Names without what was written beside them (`_NOTE_MARKS`); only the names holding one
+    of those characters are rewritten."""
+    marked = s.str.contains(_NOTE_MARKS, regex=True).fillna(False).astype(bool)
+    if not marked.any():
+        return s
+    t = regex_replace(regex_replace(s[marked], _BRACKETED, " "), _LIST_NUMBER, "")
+    t = regex_replace(t, _NOT_NAME, " ")
+    # A full stop is VIQR's dot below only in plain ASCII text, and only after a vowel (or its
+    # ( ^ +): 'Tran Thi. Hoa' is 'Tran Thị Hoa', 'Nguyen Van Dung.' is 'Nguyen Van Dung'.
+    plain = ~t.str.contains(r"[^\x00-\x7f]", regex=True).fillna(False).astype(bool)
+    t = t.mask(~plain, regex_replace(t, r"[.()]", " ")).mask(plain, regex_replace(t, r"(^|[^aeiouyAEIOUY(^+])\.", r"\1 "))
+    t = t.str.replace(r" {2,}", " ", regex=True).str.strip()
+    return s.mask(marked, t.mask(t == ""))
 
 
 def _unknown_words(s: pd.Series, lexicon: frozenset[str]) -> pd.Series:
