@@ -24,7 +24,6 @@ from pipeline.link.scoring import score_pairs
 from pipeline.normalize.records import normalize_exports
 from pipeline.rules import PERSON_CODES, Rules
 from pipeline.state import Decision
-from pipeline.text import take_text
 
 log = logging.getLogger(__name__)
 REJECT_REASON = "không có họ tên và không có số giấy tờ hợp lệ: không thể đối chiếu"
@@ -83,7 +82,7 @@ def find_candidates(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> C
     reasons = reject_reasons(norm)
     rejected = reasons.notna().to_numpy()
     profiles, profile_of_row = build_profiles(norm[~rejected])
-    profiles["id_household"] = id_households(profiles, index)
+    profiles["id_household"] = id_households(profiles, index)   # the registry's household codes
     pairs = candidate_pairs(profiles, index, rules.matching["blocking"])
     return Candidates(rejected, reasons, profiles, profile_of_row, pairs)
 
@@ -148,10 +147,12 @@ def apply_decisions(result: LinkResult, decisions: dict[str, Decision], index: R
 
 
 def id_households(profiles: pd.DataFrame, index: RegistryIndex) -> pd.Series:
-    """Household of the registry person whose personal or old number the export person wrote."""
+    """Household of the registry person whose personal or old number the export person wrote, as
+    the registry's household code (int64, -1 where there is none): a code, not the text, so the
+    registry keeps no dictionary of household numbers."""
     rows = np.where(profiles["id_personal"].notna(), index.rows_of(profiles["id_personal"], "person_id"),
                     index.rows_of(profiles["id_old"], "old_id"))
-    return take_text(index.people["household_id"], rows, profiles.index)
+    return pd.Series(RegistryCodes.of(index).household_codes(rows), index=profiles.index)
 
 
 def case_keys(rows: pd.DataFrame) -> pd.Series:

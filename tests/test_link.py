@@ -70,6 +70,7 @@ def test_child_written_with_a_parents_id_goes_to_the_child():
     assert out["status"].iloc[0] == "corrected"
     assert out["person_id"].iloc[0] == "001212000002"
     assert out["codes"].iloc[0] == ["ID_WRONG"]
+    assert out["match_reason"].iloc[0].startswith("số giấy tờ của người cùng hộ khẩu")
 
 
 def test_exact_id_with_someone_elses_name_and_birth_date_is_not_linked_to_the_id_owner():

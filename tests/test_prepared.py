@@ -48,6 +48,10 @@ def test_prepared_index_is_written_then_loaded_and_links_the_same(tmp_path, capl
     expected = _linked(built, rules)
     assert (expected["decision"] == "linked").sum() == 2
     pd.testing.assert_frame_equal(_linked(loaded, rules), expected)
+    # household numbers are kept as codes only: no text column, no dictionary of them
+    assert "household_id" not in loaded.people.columns
+    assert "household_id" not in loaded._lookups["codes"].dictionaries
+    assert len(loaded._lookups["codes"].codes["household_id"]) == len(REG)
 
 
 def test_another_registry_or_rules_version_is_built_afresh_and_replaces_the_old(tmp_path):

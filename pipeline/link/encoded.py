@@ -29,6 +29,10 @@ TEXT_KEYS = {
     "family_variant": "family_variant", "name_rest": "name_rest", "place_fold": "place_fold", "sex": "sex",
     "household_id": "id_household",
 }
+# Registry columns whose export-side key is not text but already the registry's code: the
+# household is that of the registry person whose ID the row wrote (`household_codes`), so it
+# needs no dictionary, and the registry keeps only its codes.
+CODED_ONLY = ("household_id",)
 # Digit strings (IDs, phones, halves of IDs) need no dictionary: their key is value * 16 + length.
 DIGIT_KEYS = {"person_id": "id_number", "old_id": "id_number", "phone": "phone"}
 NULL_REGISTRY, NULL_PROFILE, UNKNOWN = -2, -1, -3
@@ -93,13 +97,15 @@ class RegistryCodes:
             code, uniques = pd.factorize(values, use_na_sentinel=True)
             code = code.astype(np.int32)
             code[code < 0] = NULL_REGISTRY
-            dictionaries[col], codes[col] = pd.Index(uniques), code
+            codes[col] = code
+            if col not in CODED_ONLY:
+                dictionaries[col] = pd.Index(uniques)
         for col in DIGIT_KEYS:
             key = index.digit_keys(col)
             codes[col] = np.where(key >= 0, key, NULL_REGISTRY)
         n = max(len(people), 1)
 
-        def freq(col: str) -> np.ndarray:
+        def freq(col: str) -> np.ndarray:   # name keys only: they have dictionaries
             c = codes[col]
             return np.bincount(c[c >= 0], minlength=len(dictionaries[col])) / n
 
@@ -117,10 +123,22 @@ class RegistryCodes:
         taken[found] = self.codes[col][rows[found]]
         return take_text(self.dictionaries[col], taken)
 
+    def household_codes(self, rows: np.ndarray) -> np.ndarray:
+        """The household code of each registry row (int64; -1 where the row is -1 or has none)."""
+        codes = self.codes["household_id"]
+        found = rows >= 0
+        out = np.full(len(rows), -1, dtype=np.int64)
+        out[found] = codes[rows[found]]
+        return np.where(out >= 0, out, -1)
+
     def encode(self, col: str, values: pd.Series) -> np.ndarray:
-        """An export column's codes in the registry's dictionary for `col` (-1: no value, -3: unknown)."""
+        """An export column's codes in the registry's dictionary for `col` (-1: no value, -3: unknown);
+        for a `CODED_ONLY` column, its values are the registry's codes already (-1: none)."""
         if col in DIGIT_KEYS:
             return digit_key(values, NULL_PROFILE, UNKNOWN)
+        if col in CODED_ONLY:
+            code = np.asarray(values, dtype=np.int64)
+            return np.where(code >= 0, code, NULL_PROFILE).astype(np.int32)
         code = codes_in(self.dictionaries[col], values).astype(np.int32)
         code[code < 0] = UNKNOWN
         code[values.isna().to_numpy()] = NULL_PROFILE

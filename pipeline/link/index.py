@@ -18,7 +18,7 @@ from pipeline.rules import Rules, default_rules
 
 # Registry columns not read once the integer codes and blocking keys exist: dropped then.
 KEY_ONLY = ("province_code", "name_key", "district", "ward", "phone", "family_fold", "middle_fold", "given_fold", "family_variant", "dob_swapped",
-            "place_fold", "name_sorted", "name_joined", "dob_md")
+            "place_fold", "name_sorted", "name_joined", "dob_md", "household_id")
 REQUIRED = ("person_id", "old_id", "full_name", "date_of_birth", "birth_year", "sex", "province_code")
 OPTIONAL = ("district", "ward", "household_id", "phone")
 
