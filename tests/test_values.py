@@ -212,6 +212,16 @@ def test_sex_and_dose_numbers_typed_in_a_legacy_font_are_read():
     assert normalize_dose_numbers(pd.Series(doses)).dose_number.fillna(0).tolist() == [3, 2, 3, 2, 0]
 
 
+def test_a_numbered_booster_is_counted_from_the_third_dose():
+    out = normalize_dose_numbers(pd.Series(["Mũi nhắc 1", "Mũi nhắc 2", "Nhắc lần 1", "Booster 1", "Mũi 1"]))
+    assert out["dose_number"].tolist() == [3, 4, 3, 3, 1]
+
+
+def test_development_codes_name_their_vaccine():
+    out = normalize_vaccines(pd.Series(["AZD1222", "BNT162b2", "mRNA-1273", "BBIBP-CorV"]))
+    assert out["vaccine"].tolist() == ["AstraZeneca", "Pfizer", "Moderna", "Vero Cell"]
+
+
 def test_dose_numbers_written_out_as_words():
     out = normalize_dose_numbers(pd.Series(["Mũi thứ nhất", "Mũi thứ hai", "MŨI MỘT", "Mũi ba", "Mũi nhắc lại lần thứ hai",
                                             "Mũi nhắc lại lần thứ nhất"]))
