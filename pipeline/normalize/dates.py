@@ -72,6 +72,7 @@ def _retyped(s: pd.Series) -> pd.Series:
         return s
     t = regex_replace(s[odd], _EXCEL_TEXT_MARK + "|" + _TRAILING_STOP, "")
     t = regex_replace(regex_replace(t, _YEAR_WORD, r"\1"), _SEPARATED, r"\1/\2/\3")
+    # twice: in 'xx/xx/1985' the two parts share a '/', so one pass rewrites only the first
     t = regex_replace(regex_replace(t, _UNKNOWN_PART, r"\100\2"), _UNKNOWN_PART, r"\100\2")
     s = s.mask(odd, t)
     return s.mask(s == "")

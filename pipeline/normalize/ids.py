@@ -76,11 +76,11 @@ def _repair(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     s = regex_replace(s, r"^(\d+)\.0+$", r"\1")                # Excel number cell 79093001234.0
     s = s.str.replace(r"[.\-_/,;#]", "", regex=True)             # 079.093.001.234, 079-093-...
     # the letter O typed for a zero among digits ('O79093001234')
-    has_o = s.str.contains("[Oo]", regex=True).fillna(False).to_numpy(dtype=bool)
+    has_o = s.str.contains("[Oo]", regex=True).fillna(False).astype(bool)
     if has_o.any():
         t = s[has_o]
-        s = s.mask(pd.Series(has_o, index=s.index) & t.str.fullmatch("[0-9Oo]*[0-9][0-9Oo]*").reindex(s.index).fillna(False),
-                   t.str.replace("[Oo]", "0", regex=True).reindex(s.index))
+        zeroed = t.str.replace("[Oo]", "0", regex=True).where(t.str.fullmatch("[0-9Oo]*[0-9][0-9Oo]*").fillna(False))
+        s = s.mask(zeroed.reindex(s.index).notna(), zeroed.reindex(s.index))
     not_digits = s.notna() & ~s.str.fullmatch("[0-9]+").fillna(False)
     reason = reason.mask(not_digits & reason.isna(), "not a number")
     s = s.mask(not_digits)
