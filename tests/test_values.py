@@ -180,6 +180,7 @@ def test_phone_numbers_and_the_2018_prefix_change():
     ("0912345678 / 0987654321", "0912345678"),   # two numbers: the first is the row's
     ("0912 345 678 hoặc 0987654321", "0912345678"),
     ("0912-345-678; 0987654321", "0912345678"),
+    ("0912 - 345 - 678", "0912345678"),          # one number, written with spaced dashes
 ])
 def test_phone_numbers_as_typed(raw, phone):
     assert normalize_phones(pd.Series([raw]))["phone"].iloc[0] == phone

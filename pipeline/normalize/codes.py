@@ -61,8 +61,15 @@ def normalize_phones(raw: pd.Series, rules: Rules | None = None) -> pd.DataFrame
     rules = rules or default_rules()
 
     def run(d: pd.Series) -> pd.DataFrame:
-        # of two numbers in one cell ('0912345678 / 0987654321'), the first is the row's
-        s = d.str.replace(r"\s*(?:[/;,|]|\s-\s|\s(?:hoặc|hoac)\s).*$", "", regex=True)
+        s = d
+        # Of two numbers in one cell ('0912345678 / 0987654321', '… - …', '… hoặc …'), the first is
+        # the row's, where what comes before the separator holds a whole number (nine digits or
+        # more: '0912 - 345 - 678' is one). Only values longer than one written number are looked at.
+        long = (s.str.len() > 13).fillna(False).astype(bool)
+        if long.any():
+            first = s[long].str.replace(r"\s*(?:[/;,|]|\s-\s|\s(?:hoặc|hoac)\s).*$", "", regex=True)
+            whole = first.str.count("[0-9]").fillna(0) >= 9
+            s = s.mask(long, first.where(whole, s[long]))
         s = s.str.replace(r"\.0+$", "", regex=True).str.replace(r"[^0-9+]", "", regex=True)
         # the country code (+84, 0084, or 84 before the nine or ten digits of the number); a
         # number of nine digits starting 84 is a 084 number that lost its zero
