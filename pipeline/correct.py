@@ -18,8 +18,10 @@ def person_flags(rows: pd.DataFrame, reg: pd.DataFrame, linked: np.ndarray) -> d
     kind = rows["id_kind"]
     f: dict[str, np.ndarray] = {}
     f["ID_MISSING"] = (kind == "missing").to_numpy()
-    f["ID_INVALID"] = kind.isin(["invalid", "placeholder"]).to_numpy()
-    formed = kind.isin(["personal", "old"]).to_numpy()
+    # a number recovered from other text ('CCCD: 079…', 'O79…') is linked on, but is invalid as written
+    recovered = rows["id_recovered"].fillna(False).to_numpy(dtype=bool) if "id_recovered" in rows else np.zeros(len(rows), bool)
+    f["ID_INVALID"] = kind.isin(["invalid", "placeholder"]).to_numpy() | recovered
+    formed = kind.isin(["personal", "old"]).to_numpy() & ~recovered
     is_pid = (rows["id_number"] == reg["person_id"]).fillna(False).to_numpy()
     is_old = (rows["id_number"] == reg["old_id"]).fillna(False).to_numpy()
     f["ID_OLD"] = linked & formed & ~is_pid & is_old

@@ -269,3 +269,17 @@ def test_a_registry_whose_person_ids_are_not_unique_is_reported(caplog):
     assert [r.getMessage() for r in caplog.records] == [
         "registry: person_id is not unique (contract 1.1): some numbers belong to more than one row; "
         "a dose linked to such a number cannot tell them apart"]
+
+
+@pytest.mark.parametrize("written", ["CCCD: 001080000001", "O01080000001", "#001080000001", "012345671 / 001080000001"])
+def test_a_number_recovered_from_other_text_links_but_is_invalid_as_written(written):
+    """The digits say whose the row is; the value as written still has to be fixed at the source."""
+    out = run_rows([("Nguyễn Văn Hưng", "04/05/1980", "Nam", written, None, "Phường 1")])
+    assert out["status"].iloc[0] == "corrected" and out["person_id"].iloc[0] == "001080000001"
+    assert out["codes"].iloc[0] == ["ID_INVALID"]
+
+
+def test_spreadsheet_damage_to_an_id_is_repaired_without_a_code():
+    out = run_rows([("Nguyễn Văn Hưng", "04/05/1980", "Nam", written, None, "Phường 1")
+                    for written in ("1080000001", "001 080 000 001", "001.080.000.001", "'001080000001")])
+    assert out["status"].tolist() == ["matched"] * 4 and out["codes"].tolist() == [[]] * 4

@@ -60,10 +60,16 @@ def _unlabelled(s: pd.Series) -> pd.Series:
     return pd.Series(pd.array(out, dtype="string[pyarrow]"), index=s.index)
 
 
-def _repair(s: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Digits after undoing spreadsheet damage, and the reason where none can be had."""
-    s = _unlabelled(s.str.strip())
-    s = s.str.lstrip("'").str.replace(WHITESPACE + "+", "", regex=True)
+def _repair(s: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Digits after undoing spreadsheet damage, the reason where none can be had, and whether the
+    digits were recovered from something more than spreadsheet damage (`recovered`): a label,
+    two numbers in one cell, the letter O typed for a zero, a stray '#' or ';'. Such a value is
+    still ID_INVALID as written (the source record must be fixed), but its digits tell the linker
+    whose it is."""
+    s = s.str.strip()
+    unlabelled = _unlabelled(s)
+    recovered = (unlabelled != s).fillna(False).astype(bool)
+    s = unlabelled.str.lstrip("'").str.replace(WHITESPACE + "+", "", regex=True)
     reason = pd.Series(pd.NA, index=s.index, dtype="string[pyarrow]")
     sci = extract(s, _SCI)
     is_sci = sci[0].notna()
@@ -74,21 +80,23 @@ def _repair(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     reason = reason.mask(is_sci & ~kept, "scientific notation lost digits")
     s = s.mask(is_sci & ~kept)
     s = regex_replace(s, r"^(\d+)\.0+$", r"\1")                # Excel number cell 79093001234.0
-    s = s.str.replace(r"[.\-_/,;#]", "", regex=True)             # 079.093.001.234, 079-093-...
-    # the letter O typed for a zero among digits ('O79093001234')
-    has_o = s.str.contains("[Oo]", regex=True).fillna(False).astype(bool)
-    if has_o.any():
-        t = s[has_o]
-        zeroed = t.str.replace("[Oo]", "0", regex=True).where(t.str.fullmatch("[0-9Oo]*[0-9][0-9Oo]*").fillna(False))
-        s = s.mask(zeroed.reindex(s.index).notna(), zeroed.reindex(s.index))
-    not_digits = s.notna() & ~s.str.fullmatch("[0-9]+").fillna(False)
+    s = s.str.replace(r"[.\-_/,]", "", regex=True)               # 079.093.001.234, 079-093-...
+    not_digits = (s.notna() & ~s.str.fullmatch("[0-9]+").fillna(False)).astype(bool)
+    if not_digits.any():
+        # a stray '#' or ';' beside the number, the letter O typed for a zero ('O79093001234')
+        t = s[not_digits].str.replace("[;#]", "", regex=True)
+        t = t.str.replace("[Oo]", "0", regex=True).where(t.str.fullmatch("[0-9Oo]*[0-9][0-9Oo]*").fillna(False))
+        s = s.mask(t.reindex(s.index).notna(), t.reindex(s.index))
+        recovered |= t.reindex(s.index).notna()
+        not_digits = (s.notna() & ~s.str.fullmatch("[0-9]+").fillna(False)).astype(bool)
     reason = reason.mask(not_digits & reason.isna(), "not a number")
     s = s.mask(not_digits)
     n = s.str.len()
     s = s.mask(n.between(1, 8), s.str.zfill(9)).mask(n.between(10, 11), s.str.zfill(12))
     bad_len = s.notna() & ~s.str.len().isin([9, 12])
     reason = reason.mask(bad_len & reason.isna(), "length is neither 9 nor 12 digits")
-    return s.mask(bad_len), reason
+    reason = reason.mask(recovered & ~bad_len & reason.isna(), "number written with other text")
+    return s.mask(bad_len), reason, recovered & ~bad_len
 
 
 def says_no_id(raw: pd.Series, rules: Rules) -> pd.Series:
@@ -114,7 +122,7 @@ def classify_ids(values: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
     rules = rules or default_rules()
     raw = values.astype("string[pyarrow]")
     blank = raw.isna() | (raw.str.strip() == "") | says_no_id(raw, rules)
-    digits, reason = _repair(raw.mask(blank))
+    digits, reason, recovered = _repair(raw.mask(blank))
     placeholder = digits.str.fullmatch(_ONE_DIGIT).fillna(False) | digits.isin(rules.placeholder_ids).fillna(False)
     raw_digits = raw.str.replace(r"\.0+$", "", regex=True).str.replace(r"\D", "", regex=True)
     placeholder |= raw_digits.isin(rules.placeholder_ids).fillna(False)
@@ -125,7 +133,7 @@ def classify_ids(values: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
     kind = kind.mask(placeholder & digits.notna(), "placeholder").mask(blank, "missing")
     reason = reason.mask(kind == "placeholder", "placeholder").mask(blank, pd.NA)
     out = pd.DataFrame({"id_number": digits.mask(kind.isin(["invalid", "missing"])), "id_kind": kind,
-                        "id_reason": reason})
+                        "id_reason": reason, "id_recovered": (recovered & kind.isin(["personal", "old"])).astype(bool)})
     return pd.concat([out, decode_personal_ids(out["id_number"].where(kind == "personal"), rules)], axis=1)
 
 
@@ -151,4 +159,5 @@ def normalize_ids(raw: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
     """Normalise a column of raw IDs (each distinct value once); nulls are `missing`."""
     out = by_distinct(raw, lambda d: classify_ids(d, rules))
     out["id_kind"] = out["id_kind"].fillna("missing")
+    out["id_recovered"] = out["id_recovered"].fillna(False).astype(bool)
     return out
