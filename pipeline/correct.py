@@ -30,8 +30,10 @@ def person_flags(rows: pd.DataFrame, reg: pd.DataFrame, linked: np.ndarray) -> d
     same = (rows["name_key"] == reg["name_key"]).fillna(False).to_numpy()
     a = squeeze_spaces(rows["name_fold"].fillna(""))
     fold_same = (a == reg["name_fold"].fillna("")).to_numpy()
-    f["NAME_DIACRITICS"] = linked & has_name & ~same & fold_same
-    f["NAME_WRONG"] = linked & has_name & ~same & ~fold_same
+    # a name written with a note or marks beside it ('… (con)', '1. …', '….') is not the registry's as written
+    noted = rows["name_noted"].fillna(False).to_numpy(dtype=bool) if "name_noted" in rows else np.zeros(len(rows), bool)
+    f["NAME_DIACRITICS"] = linked & has_name & ~same & fold_same & ~noted
+    f["NAME_WRONG"] = linked & has_name & ((~same & ~fold_same) | noted)
     year = rows["dob_year"].astype("Int32")
     f["DOB_MISSING"] = year.isna().to_numpy()
     reg_date = reg["date_of_birth"]

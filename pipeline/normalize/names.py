@@ -236,7 +236,9 @@ def canonical_names(values: pd.Series, rules: Rules | None = None, style: str = 
     lexicon = lexicon if lexicon is not None else default_lexicon(rules)
     s = values.astype("string[pyarrow]").str.normalize("NFC").str.replace(r"[ \t\r\n]+", " ", regex=True).str.strip(" ")
     s = s.mask(s == "")
+    written = s
     s = _without_notes(s)
+    noted = (s != written).fillna(False).astype(bool)   # marks or notes taken out: not the name as written
     s = regex_replace(s, _ETH_INITIAL.pattern, r"\1Đ")
     valid = _valid_mask(s.fillna(""))
     non_ascii = s.str.contains(r"[^\x00-\x7f]", regex=True).fillna(False).astype(bool)
@@ -257,7 +259,8 @@ def canonical_names(values: pd.Series, rules: Rules | None = None, style: str = 
     s = s.mask(~s.str.contains(r"\pL", regex=True).fillna(True).astype(bool))
     s = _capitalise(s)
     s = apply_tone_style(s, style)
-    return pd.DataFrame({"full_name": s, "encoding": encoding.mask(s.isna()), "valid": valid & s.notna()})
+    return pd.DataFrame({"full_name": s, "encoding": encoding.mask(s.isna()), "valid": valid & s.notna(),
+                         "noted": noted & s.notna()})
 
 
 def _without_notes(s: pd.Series) -> pd.Series:

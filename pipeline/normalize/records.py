@@ -47,7 +47,7 @@ def normalize_exports(raw: pd.DataFrame, rules: Rules | None = None, *, run_date
         names_job = pool.submit(normalize_names, raw["full_name"], rules, style, lexicon, raw.get("source_file"))
         others = _other_fields(raw, rules, run_date)
         names = names_job.result()
-    out = pd.concat([names.rename(columns={"encoding": "name_encoding", "valid": "name_valid"}), *others], axis=1)
+    out = pd.concat([names.rename(columns={"encoding": "name_encoding", "valid": "name_valid", "noted": "name_noted"}), *others], axis=1)
     out.index = raw.index
     return out
 
