@@ -277,12 +277,14 @@ def test_a_number_recovered_from_other_text_links_but_is_invalid_as_written(writ
     out = run_rows([("Nguyễn Văn Hưng", "04/05/1980", "Nam", written, None, "Phường 1")])
     assert out["status"].iloc[0] == "corrected" and out["person_id"].iloc[0] == "001080000001"
     assert out["codes"].iloc[0] == ["ID_INVALID"]
+    assert out["match_reason"].iloc[0].startswith("số giấy tờ ghi kèm chữ hoặc ký hiệu thừa; số định danh trùng")
 
 
 def test_spreadsheet_damage_to_an_id_is_repaired_without_a_code():
     out = run_rows([("Nguyễn Văn Hưng", "04/05/1980", "Nam", written, None, "Phường 1")
                     for written in ("1080000001", "001 080 000 001", "001.080.000.001", "'001080000001")])
     assert out["status"].tolist() == ["matched"] * 4 and out["codes"].tolist() == [[]] * 4
+    assert out["match_reason"].str.startswith("số định danh trùng").all()
 
 
 @pytest.mark.parametrize("written", ["Nguyễn Văn Hưng (con)", "1. Nguyễn Văn Hưng", "Nguyễn Văn Hưng.", "Nguyễn-Văn-Hưng"])
@@ -290,3 +292,4 @@ def test_a_name_written_with_a_note_or_marks_links_but_is_flagged_as_written(wri
     out = run_rows([(written, "04/05/1980", "Nam", "001080000001", None, "Phường 1")])
     assert out["status"].iloc[0] == "corrected" and out["person_id"].iloc[0] == "001080000001"
     assert out["codes"].iloc[0] == ["NAME_WRONG"]
+    assert out["match_reason"].iloc[0].startswith("họ tên ghi kèm ghi chú hoặc ký hiệu thừa; ")
