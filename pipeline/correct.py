@@ -19,7 +19,7 @@ def person_flags(rows: pd.DataFrame, reg: pd.DataFrame, linked: np.ndarray) -> d
     f: dict[str, np.ndarray] = {}
     f["ID_MISSING"] = (kind == "missing").to_numpy()
     # a number recovered from other text ('CCCD: 079…', 'O79…') is linked on, but is invalid as written
-    recovered = rows["id_recovered"].fillna(False).to_numpy(dtype=bool) if "id_recovered" in rows else np.zeros(len(rows), bool)
+    recovered = rows["id_recovered"].fillna(False).to_numpy(dtype=bool)
     f["ID_INVALID"] = kind.isin(["invalid", "placeholder"]).to_numpy() | recovered
     formed = kind.isin(["personal", "old"]).to_numpy() & ~recovered
     is_pid = (rows["id_number"] == reg["person_id"]).fillna(False).to_numpy()
@@ -31,7 +31,7 @@ def person_flags(rows: pd.DataFrame, reg: pd.DataFrame, linked: np.ndarray) -> d
     a = squeeze_spaces(rows["name_fold"].fillna(""))
     fold_same = (a == reg["name_fold"].fillna("")).to_numpy()
     # a name written with a note or marks beside it ('… (con)', '1. …', '….') is not the registry's as written
-    noted = rows["name_noted"].fillna(False).to_numpy(dtype=bool) if "name_noted" in rows else np.zeros(len(rows), bool)
+    noted = rows["name_noted"].fillna(False).to_numpy(dtype=bool)
     f["NAME_DIACRITICS"] = linked & has_name & ~same & fold_same & ~noted
     f["NAME_WRONG"] = linked & has_name & ((~same & ~fold_same) | noted)
     year = rows["dob_year"].astype("Int32")

@@ -115,20 +115,18 @@ def link(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> LinkResult:
     return LinkResult(rows, len(profiles), len(pairs))
 
 
-WRITTEN_WITH_EXTRAS = {"id": "số giấy tờ ghi kèm chữ hoặc ký hiệu thừa", "name": "họ tên ghi kèm ghi chú hoặc ký hiệu thừa"}
+WRITTEN_WITH_EXTRAS = {"id_recovered": "số giấy tờ ghi kèm chữ hoặc ký hiệu thừa; ",
+                       "name_noted": "họ tên ghi kèm ghi chú hoặc ký hiệu thừa; "}
 
 
 def _written_with_extras(rows: pd.DataFrame, rejected: np.ndarray) -> pd.Series:
     """The match reason, led by what the linker read past in the ID or the name (a label, a stray
     mark, a note), so that it agrees with the ID_INVALID or NAME_WRONG such a row carries."""
-    flags = {k: rows[c].fillna(False).to_numpy(dtype=bool) & ~rejected if c in rows else np.zeros(len(rows), bool)
-             for k, c in (("id", "id_recovered"), ("name", "name_noted"))}
-    if not (flags["id"].any() or flags["name"].any()):
-        return rows["match_reason"]
-    lead = np.select([flags["id"] & flags["name"], flags["id"], flags["name"]],
-                     [f"{WRITTEN_WITH_EXTRAS['id']}; {WRITTEN_WITH_EXTRAS['name']}; ",
-                      f"{WRITTEN_WITH_EXTRAS['id']}; ", f"{WRITTEN_WITH_EXTRAS['name']}; "], "")
-    return pd.Series(lead, index=rows.index, dtype="string[pyarrow]") + rows["match_reason"].astype("string[pyarrow]")
+    reason = rows["match_reason"].astype("string[pyarrow]")
+    for column, lead in reversed(WRITTEN_WITH_EXTRAS.items()):
+        flagged = rows[column].fillna(False).to_numpy(dtype=bool) & ~rejected
+        reason = reason.mask(flagged, lead + reason)
+    return reason
 
 
 def apply_decisions(result: LinkResult, decisions: dict[str, Decision], index: RegistryIndex) -> dict[str, int]:
