@@ -181,6 +181,45 @@ def test_chance_agreement_from_digit_keys_equals_counting_the_text(values):
     assert _chance_agreement(series, digit_key(series, -1, -2)) == expected
 
 
+@given(st.lists(st.sampled_from(["Lan", "lan", "Lân", "Hoà", "Hòa", "Ðức", "Đức", "a b", ""]), unique=True, max_size=9),
+       st.lists(st.one_of(st.none(), st.sampled_from(["Lan", "lan", "Lân", "Hoà", "Hòa", "Ðức", "Đức", "a b", "", "x"])),
+                max_size=30),
+       st.booleans())
+def test_codes_in_gives_each_value_its_position_in_the_dictionary(entries, values, arrow):
+    from pipeline.link.keys import codes_in
+
+    dictionary = pd.Index(entries, dtype="string[pyarrow]" if arrow else object)
+    at = {v: i for i, v in enumerate(entries)}
+    expected = [at.get(v, -1) if v is not None else -1 for v in values]
+    assert codes_in(dictionary, pd.Series(values, dtype="string[pyarrow]")).tolist() == expected
+    assert codes_in(dictionary, pd.Series(values, dtype=object)).tolist() == expected
+
+
+def test_registry_dictionaries_are_not_hashed_into_python_objects_when_a_province_is_linked():
+    """A pandas Index builds its hash table (every text as a Python string) on its first lookup;
+    the registry's dictionaries of names and places are looked up by Arrow instead."""
+    from pipeline.link.encoded import RegistryCodes
+    from pipeline.reconcile import link, normalise
+
+    from .test_link import RUN
+
+    index = build_index(REG)
+    rules = default_rules()
+    raw = pd.DataFrame([("Lê Thị Lan", "14/02/1990", "Nữ", None, None, "Phường 3"),
+                        ("Nguyen Van Hung", "04/05/1980", "Nam", None, None, None)],
+                       columns=["full_name", "date_of_birth", "sex", "id_number", "phone", "ward"])
+    raw["district"] = "Quận 2"
+    for c in ("address", "dose_date", "dose_number", "vaccine", "lot_number", "site"):
+        raw[c] = None
+    result = link(normalise(raw.astype("string[pyarrow]"), rules, RUN, "old"), index, rules)
+    assert result.rows["decision"].isin(["linked", "review"]).all()   # both found by name and date
+    dictionaries = [*RegistryCodes.of(index).dictionaries.values(),
+                    *(part.dictionary for part in index._lookups.values()
+                      if isinstance(part, candidates.KeyPart) and part.dictionary is not None)]
+    assert len(dictionaries) > 8
+    assert not [d for d in dictionaries if "_engine" in d._cache]
+
+
 def test_index_drops_key_only_columns_after_linking_and_says_so_if_a_new_rule_needs_one():
     import pytest
 

@@ -13,11 +13,20 @@ from pipeline.text import arrow_text, fold_series, squeeze_spaces, take_text
 def codes_in(dictionary: pd.Index, values: pd.Series) -> np.ndarray:
     """Each value's position in `dictionary` (int64; -1 where missing or not in it).
 
-    Only the distinct values are looked up: Arrow finds them, and a province's names, places and
-    name parts repeat, so far fewer strings become Python objects to hash.
+    Arrow hashes the values' distinct texts (a province's names, places and name parts repeat)
+    and probes every dictionary entry against them once. The dictionary is never hashed into a
+    table of its own: a pandas Index would keep one, holding each of its texts as a Python
+    string for the life of the process (some 100 bytes per distinct registry name).
     """
     encoded = pc.dictionary_encode(arrow_text(values))
-    found = dictionary.get_indexer(encoded.dictionary.to_numpy(zero_copy_only=False)).astype(np.int64)
+    distinct = encoded.dictionary
+    found = np.full(len(distinct), -1, dtype=np.int64)
+    if len(distinct) and len(dictionary):
+        entries = pa.array(dictionary.astype("string[pyarrow]", copy=False).array)   # Arrow's own buffers
+        probe = distinct.cast(entries.type) if entries.type != distinct.type else distinct   # the small side
+        at = pc.index_in(entries, value_set=probe).fill_null(-1).to_numpy()
+        rows = np.flatnonzero(at >= 0)
+        found[at[rows]] = rows   # the dictionary's entries are distinct: one row per value at most
     positions = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
     return np.where(positions >= 0, found[np.maximum(positions, 0)] if len(found) else -1, -1)
 
