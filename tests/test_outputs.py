@@ -338,6 +338,73 @@ def test_input_suite_checks_only_its_columns_and_still_fails_bad_files(tmp_path)
     assert all((tmp_path / "pages" / page).is_file() for page in pages)
 
 
+def _input_checks(columns):
+    from pipeline.validate import Check, input_frame
+
+    raw = pd.DataFrame({"full_name": ["Nguyễn Văn An", "Lê Thị Bình"] * 10, "id_number": ["079085001234", "x?"] * 10,
+                        "date_of_birth": "05/03/1985", "dose_date": "2021-08-01"}, dtype="string[pyarrow]")
+    return [Check("input", "79-input", input_frame(raw, columns), batch="a.csv"),
+            Check("input", "79-input", input_frame(raw.iloc[::2], columns), batch="b.csv")]
+
+
+def _page_names(folder):
+    index = (folder / "index.html").read_text(encoding="utf-8")
+    return {unquote(link).split("/")[2] for link in re.findall(r'validations/[^"\']+?[.]html', index)}
+
+
+def test_suites_run_in_a_helper_process_with_the_same_results_and_pages(tmp_path):
+    import os
+
+    from pipeline.rules import default_rules
+    from pipeline.validate import CheckJob, read_specs, run_checks, start_helper, suite_columns
+
+    rules_dir = default_rules().source_dir
+    checks = _input_checks(suite_columns(read_specs(rules_dir)["input"]))
+    helper = start_helper()
+    assert helper is not None and helper.submit(os.getpid).result() != os.getpid()
+    job = CheckJob(tmp_path / "helper", rules_dir, checks)
+    assert job.future is not None
+    got = [failed for failed, _ in job.result()]
+    assert got == [["expect_column_values_to_match_regex id_number: 10"], []]
+    assert got == [failed for failed, _ in run_checks(tmp_path / "here", rules_dir, checks)]
+    assert _page_names(tmp_path / "helper") == _page_names(tmp_path / "here") == {"a.csv", "b.csv"}
+
+
+def test_a_lost_helper_is_replaced_by_checking_in_this_process(tmp_path, caplog):
+    import os
+    import signal
+
+    from pipeline.rules import default_rules
+    from pipeline.validate import CheckJob, read_specs, start_helper, suite_columns
+
+    rules_dir = default_rules().source_dir
+    checks = _input_checks(suite_columns(read_specs(rules_dir)["input"]))
+    helper = start_helper()
+    assert helper is not None
+    os.kill(helper.submit(os.getpid).result(), signal.SIGKILL)   # as the kernel does to a process out of memory
+    with caplog.at_level("WARNING", logger="pipeline.validate"):
+        results = CheckJob(tmp_path / "pages", rules_dir, checks).result()
+    assert "validating in this process" in caplog.text
+    assert [failed for failed, _ in results] == [["expect_column_values_to_match_regex id_number: 10"], []]
+    assert _page_names(tmp_path / "pages") == {"a.csv", "b.csv"}
+    assert start_helper() is not helper   # the next checks get a new helper
+
+
+def test_a_daemon_process_such_as_a_dask_worker_checks_in_itself(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from pipeline import validate
+    from pipeline.rules import default_rules
+
+    rules_dir = default_rules().source_dir
+    checks = _input_checks(validate.suite_columns(validate.read_specs(rules_dir)["input"]))
+    monkeypatch.setattr(validate, "_helper", None)   # this process has none yet
+    monkeypatch.setattr(validate.multiprocessing, "current_process", lambda: SimpleNamespace(daemon=True))
+    job = validate.CheckJob(tmp_path / "pages", rules_dir, checks)
+    assert job.future is None and validate._helper is None
+    assert [failed for failed, _ in job.result()] == [["expect_column_values_to_match_regex id_number: 10"], []]
+
+
 def test_review_cases_list_each_case_then_its_registry_candidates_field_by_field():
     """Cases in case-key order with every row's file and line; candidates in the linker's order,
     one not in the registry left out; agreement worked by hand."""
