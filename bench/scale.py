@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from bench.common import dataset, measure
 
-STAGES = ("index", "ingest", "normalise", "link", "input_checks", "validate", "write")
+STAGES = ("index", "ingest", "normalise", "link", "validate", "write")
 
 
 def _id_column(names: list[str]) -> int:
@@ -104,9 +104,8 @@ def stage_table(summary: dict, people: int, rows: int) -> str:
                 for kind, k in p.get("ingest_by_kind", {}).items():
                     acc = kinds.setdefault(kind, [0, 0, 0.0])
                     acc[0], acc[1], acc[2] = acc[0] + k["files"], acc[1] + k["rows"], acc[2] + k["seconds"]
-            if kinds:   # files are read two at a time; the input suite checks each in a third thread
-                lines.append("  (per kind: seconds of the thread doing it; they overlap each other and, for the")
-                lines.append("   input suite, normalise and link: input_checks is the wait left after linking)")
+            if kinds:   # files are read two at a time while the main thread checks the last one
+                lines.append("  (per kind: seconds of the thread doing it; they overlap, so they exceed ingest)")
             for kind, (files, n, seconds) in sorted(kinds.items()):
                 what = "input suite (GX)" if kind == "input_suite" else f"read {kind}"
                 line(f"  {what}, {int(files)} files", seconds, int(n), None)

@@ -20,7 +20,6 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -45,7 +44,7 @@ from pipeline.link.prepared import wait_for_writes
 from pipeline.output import clean_leftovers, write_json
 from pipeline.rules import ALL_CODES, DEFAULT_RULES_DIR, STATUSES
 from pipeline.state import StateStore, default_url
-from pipeline.validate import start_helper, write_index
+from pipeline.validate import write_index
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -125,9 +124,6 @@ def nightly_reconciliation(registry: str | Path, exports: str | Path, out: str |
     run_date = dt.date.fromisoformat(run_date) if isinstance(run_date, str) else run_date or dt.date.today()
     rules_dir = Path(rules).resolve() if rules else DEFAULT_RULES_DIR
     rules_for(rules_dir)  # a bad rules folder fails here, before any work, with every problem listed
-    context = FlowRunContext.get()
-    if validate and context is not None and isinstance(context.task_runner, ThreadPoolTaskRunner):
-        start_helper()   # the suites' process loads Great Expectations while the first files are read
     people = registry_people(registry)   # an unusable registry fails the run here (exit 1)
     if (stale := clean_leftovers(out)):
         log.warning("removed %d half-written files left by an interrupted run", stale)

@@ -46,12 +46,11 @@ from pipeline.review import write_review
 from pipeline.rules import ALL_CODES, STATUSES, Rules, load_rules
 from pipeline.state import Decision
 from pipeline.validate import (
-    Check,
-    CheckJob,
+    Validator,
     codes_frame,
     input_frame,
+    load_specs,
     output_frame,
-    read_specs,
     suite_columns,
 )
 
@@ -229,14 +228,13 @@ def index_for(registry: Path, rules_dir: Path, common: str, cache_dir: Path | No
 # ---------------------------------------------------------------- stage 1: ingest, normalise, link
 
 def ingest_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules,
-                    checks: list[Check] | None = None) -> pd.DataFrame:
-    """Read every file of the province; quarantine what cannot be read; add to `checks` what the
-    input suite is to check of each file read.
+                    validator: Validator | None) -> pd.DataFrame:
+    """Read every file of the province; quarantine what cannot be read; validate what was read.
 
     Two files are read at a time (calamine and Arrow leave the interpreter free while they parse);
-    they are kept in file order."""
+    they are then checked and kept in file order."""
     frames = []
-    checked_columns = suite_columns(read_specs(rules.source_dir)["input"]) if checks is not None else None
+    checked_columns = suite_columns(validator.specs["input"]) if validator is not None else None
     files = export_files(exports / run.code)
     with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="read") as pool:
         for path, (outcome, seconds) in zip(files, pool.map(_read_timed, files, [rules] * len(files)), strict=True):
@@ -248,9 +246,12 @@ def ingest_province(run: ProvinceRun, exports: Path, out: Path, rules: Rules,
                 continue
             _count(run.ingest_by_kind, outcome.kind, len(outcome.frame), seconds)
             frame = outcome.frame
-            if checks is not None:
-                checks.append(Check("input", f"{run.code}-input", input_frame(frame, checked_columns),
-                                    batch=path.relative_to(exports / run.code).as_posix()))
+            if validator is not None:
+                t0 = time.perf_counter()
+                failed = validator.run("input", f"{run.code}-input", input_frame(frame, checked_columns),
+                                       batch=path.relative_to(exports / run.code).as_posix())
+                _count(run.ingest_by_kind, "input_suite", len(frame), time.perf_counter() - t0)
+                run.validation_failures += [f"{rel}: {f}" for f in failed]
             frame.insert(0, "source_file", rel)
             frames.append(frame)
             run.files_read.append(rel)
@@ -294,10 +295,13 @@ def _count(sink: dict[str, dict[str, float]], key: str, rows: int, seconds: floa
     entry["seconds"] = round(entry["seconds"] + seconds, 3)
 
 
-def _pages(out: Path) -> Path:
-    """A fresh folder for validation pages, to replace the old ones when complete."""
+def _validator(out: Path, rules: Rules, validate: bool) -> tuple[Validator | None, Path | None]:
+    """A Validator writing its pages into a fresh folder that replaces the old one when complete."""
+    if not validate:
+        return None, None
     (out / "validation").mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=".pages-", dir=out / "validation"))
+    tmp = Path(tempfile.mkdtemp(prefix=".pages-", dir=out / "validation"))
+    return Validator(tmp, load_specs(rules.source_dir)), tmp
 
 
 def prepare_province(code: str, exports: Path, out: Path, rules_dir: Path, registry: Path, common: str,
@@ -314,14 +318,10 @@ def prepare_province(code: str, exports: Path, out: Path, rules_dir: Path, regis
     loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-index")
     pending = loader.submit(index_for, registry, rules_dir, common, index_cache_dir(out))
     loader.shutdown(wait=False)
-    pages = _pages(out) if validate else None
-    checks: list[Check] | None = [] if validate else None
-    job = None
+    validator, pages = _validator(out, rules, validate)
     try:
         with StageTimer(t, "ingest", run.stage_peak_gb):
-            raw = ingest_province(run, exports, out, rules, checks)
-        if pages is not None and checks is not None:   # checked by the helper while this process links
-            job = CheckJob(pages, rules.source_dir, checks)
+            raw = ingest_province(run, exports, out, rules, validator)
         with StageTimer(t, "index", run.stage_peak_gb):
             index = pending.result()
         with StageTimer(t, "normalise", run.stage_peak_gb):
@@ -334,17 +334,10 @@ def prepare_province(code: str, exports: Path, out: Path, rules_dir: Path, regis
         run.rows, run.profiles = len(frame), result.n_profiles
         table = pa.Table.from_pandas(frame, preserve_index=False).append_column("person_codes", person_codes)
         write_parquet(table, work_dir(out, code) / "linked.parquet")
-        if job is not None and pages is not None and checks is not None:
-            with StageTimer(t, "input_checks", run.stage_peak_gb):   # the wait left after linking
-                results = job.result()
-            for check, (failed, seconds) in zip(checks, results, strict=True):
-                rel = f"{code}/{check.batch}"
-                _count(run.ingest_by_kind, "input_suite", len(check.frame), seconds)
-                run.validation_failures += [f"{rel}: {f}" for f in failed]
+        if validator is not None and pages is not None:
+            validator.build_docs()
             replace_dir(pages, out / "validation" / code / "input")
     finally:
-        if job is not None:
-            job.cancel()
         if pages is not None and pages.exists():
             shutil.rmtree(pages, ignore_errors=True)
     write_json(run.to_json(), work_dir(out, code) / "prepare.json")   # last: marks stage 1 complete
@@ -402,12 +395,12 @@ def check_conservation(rows_read_by_file: dict[str, int], table: pa.Table) -> No
 
 def validate_output(df: pd.DataFrame, code: str, out: Path, rules: Rules, rows_read: int) -> list[str]:
     """Run the output suites; write their pages to OUT/validation/<PP>/output; return the failures."""
-    pages = _pages(out)
+    validator, pages = _validator(out, rules, True)
+    assert validator is not None and pages is not None
     try:
-        results = CheckJob(pages, rules.source_dir, [
-            Check("output", f"{code}-output", output_frame(df), {"rows_read": rows_read}),
-            Check("output_codes", f"{code}-output-codes", codes_frame(df))]).result()
-        failed = [f for fails, _ in results for f in fails]
+        failed = validator.run("output", f"{code}-output", output_frame(df), {"rows_read": rows_read})
+        failed += validator.run("output_codes", f"{code}-output-codes", codes_frame(df))
+        validator.build_docs()
         replace_dir(pages, out / "validation" / code / "output")
     finally:
         if pages.exists():

@@ -3,24 +3,13 @@
 Suites are declared in `rules/expectations.yaml` and built as expectation
 classes, so a misspelt expectation fails at start instead of being dropped.
 Results are written as Data Docs under OUT/validation/ (index.html).
-
-The suites run in a helper process of their own (`submit_checks`): Great
-Expectations spends most of a check building its metric graph and results in
-Python, and in the pipeline's process that would hold the interpreter while
-the province is normalised and linked. Where a process cannot start one (a
-Dask worker is a daemon) or the helper is lost, they run in the caller.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import multiprocessing
 import os
-import time
 import warnings
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,26 +34,20 @@ class SuiteSpec:
     entries: list[dict[str, Any]]
 
 
-def read_specs(rules_dir: Path) -> dict[str, SuiteSpec]:
-    """The suites as declared, unchecked (what they name, without loading Great Expectations)."""
-    data = yaml.safe_load((rules_dir / "expectations.yaml").read_text(encoding="utf-8"))
-    return {k: SuiteSpec(k, list(v)) for k, v in data.items()}
-
-
 def load_specs(rules_dir: Path) -> dict[str, SuiteSpec]:
     """Read and check the suites; every problem is reported at once."""
     import great_expectations as gx
 
-    specs = read_specs(rules_dir)
+    data = yaml.safe_load((rules_dir / "expectations.yaml").read_text(encoding="utf-8"))
     problems = []
-    for suite, spec in specs.items():
-        for i, entry in enumerate(spec.entries):
+    for suite, entries in data.items():
+        for i, entry in enumerate(entries):
             cls = getattr(gx.expectations, str(entry.get("type")), None)
             if cls is None:
                 problems.append(f"expectations.yaml: {suite}[{i}]: no expectation {entry.get('type')!r}")
     if problems:
         raise ExpectationsError("; ".join(problems))
-    return specs
+    return {k: SuiteSpec(k, list(v)) for k, v in data.items()}
 
 
 def _build(spec: SuiteSpec, name: str, params: dict[str, Any]):
@@ -134,92 +117,6 @@ class Validator:
     def build_docs(self) -> Path:
         self.ctx.build_data_docs(site_names=["vaxrecon"])
         return self.docs_dir / "index.html"
-
-
-@dataclass
-class Check:
-    """One frame to validate: against suite `suite`, as validation `name` (`Validator.run`)."""
-
-    suite: str
-    name: str
-    frame: pd.DataFrame
-    params: dict[str, Any] = field(default_factory=dict)
-    batch: str | None = None
-
-
-@functools.lru_cache(maxsize=4)
-def _checked_specs(rules_dir: Path, _version: float) -> dict[str, SuiteSpec]:
-    return load_specs(rules_dir)
-
-
-def run_checks(docs_dir: Path, rules_dir: Path, checks: list[Check]) -> list[tuple[list[str], float]]:
-    """Validate each check in order with one Validator writing its pages under `docs_dir`, then build
-    the pages; each check's failed expectations (readable strings) and the seconds it took."""
-    specs = _checked_specs(rules_dir, (rules_dir / "expectations.yaml").stat().st_mtime)
-    validator = Validator(docs_dir, specs)
-    results = []
-    for check in checks:
-        t0 = time.perf_counter()
-        failed = validator.run(check.suite, check.name, check.frame, check.params, check.batch)
-        results.append((failed, time.perf_counter() - t0))
-    validator.build_docs()
-    return results
-
-
-def _warm() -> None:
-    """The helper's first act: load Great Expectations while the pipeline reads its first files."""
-    import great_expectations  # noqa: F401
-
-
-_helper: ProcessPoolExecutor | None = None
-
-
-def start_helper() -> ProcessPoolExecutor | None:
-    """The helper process that runs the suites, started now if it is not running (None where this
-    process cannot have one: a daemon, such as a Dask worker, may not start processes)."""
-    global _helper
-    if _helper is None and not multiprocessing.current_process().daemon:
-        # spawned, not forked: this process runs threads (readers, the registry loader, Prefect's)
-        _helper = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                      initializer=_warm)
-    return _helper
-
-
-def stop_helper() -> None:
-    """Let the helper process go (the next `start_helper` starts another)."""
-    global _helper
-    if _helper is not None:
-        _helper.shutdown(wait=True, cancel_futures=True)
-        _helper = None
-
-
-class CheckJob:
-    """Checks submitted to the helper process; `result()` waits for them. If the helper is lost
-    (killed for memory, say), the checks are run again here: they are never silently skipped."""
-
-    def __init__(self, docs_dir: Path, rules_dir: Path, checks: list[Check]) -> None:
-        self.args = (docs_dir, rules_dir, checks)
-        helper = start_helper()
-        self.future: Future[list[tuple[list[str], float]]] | None = None
-        if helper is not None:
-            try:
-                self.future = helper.submit(run_checks, *self.args)
-            except (BrokenProcessPool, RuntimeError) as exc:   # broken or shut down: start afresh
-                log.warning("validation helper unavailable (%s); validating in this process", exc)
-                stop_helper()
-
-    def result(self) -> list[tuple[list[str], float]]:
-        if self.future is not None:
-            try:
-                return self.future.result()
-            except BrokenProcessPool as exc:
-                log.warning("validation helper lost (%s); validating in this process", exc)
-                stop_helper()
-        return run_checks(*self.args)
-
-    def cancel(self) -> None:
-        if self.future is not None:
-            self.future.cancel()
 
 
 def page_title(batch: str) -> str:
