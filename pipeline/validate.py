@@ -7,6 +7,7 @@ Results are written as Data Docs under OUT/validation/ (index.html).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import warnings
@@ -62,6 +63,38 @@ def _build(spec: SuiteSpec, name: str, params: dict[str, Any]):
     return suite
 
 
+_page_templates: dict[str, bytes] = {}   # compiled Data Docs templates, by Jinja's cache key
+
+
+@functools.lru_cache(maxsize=1)
+def _compile_page_templates_once() -> None:
+    """Data Docs pages are rendered from about a hundred Jinja templates, and Great Expectations
+    makes a new Jinja environment for every view it renders, so every page build parsed and
+    compiled them all again (0.29 s a build against 0.11 s, two builds a province). Its
+    environments share one in-memory bytecode cache for the process instead; Jinja checks each
+    entry against the template's source. The pages are the same."""
+    import jinja2
+    from great_expectations.render.view import view
+
+    class TemplateCache(jinja2.BytecodeCache):
+        def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            if (code := _page_templates.get(bucket.key)) is not None:
+                bucket.bytecode_from_string(code)
+
+        def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            _page_templates[bucket.key] = bucket.bytecode_to_string()
+
+    cache = TemplateCache()
+
+    class CachedEnvironment(jinja2.Environment):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("bytecode_cache", cache)
+            super().__init__(*args, **kwargs)
+
+    if getattr(view, "Environment", None) is jinja2.Environment:   # as GX 1.x imports it; else leave it
+        setattr(view, "Environment", CachedEnvironment)  # noqa: B010 - a module attribute, typed as a class
+
+
 @dataclass
 class Validator:
     """One ephemeral GX context per run, writing Data Docs to `docs_dir`."""
@@ -75,6 +108,7 @@ class Validator:
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+        _compile_page_templates_once()
         self.ctx = gx.get_context(mode="ephemeral")
         self.ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.ctx.add_data_docs_site(site_name="vaxrecon", site_config={

@@ -338,6 +338,35 @@ def test_input_suite_checks_only_its_columns_and_still_fails_bad_files(tmp_path)
     assert all((tmp_path / "pages" / page).is_file() for page in pages)
 
 
+def test_page_templates_are_compiled_once_per_process_and_the_pages_are_the_same(tmp_path):
+    import jinja2
+    from great_expectations.render.view import view
+
+    from pipeline import validate
+    from pipeline.rules import default_rules
+
+    specs = validate.load_specs(default_rules().source_dir)
+    frame = validate.input_frame(pd.DataFrame({"full_name": ["Lê Thị Bình"], "id_number": ["x"], "date_of_birth": "1985",
+                                               "dose_date": "2021-08-01"}, dtype="string[pyarrow]"))
+
+    def build(folder):
+        validator = validate.Validator(folder, specs)
+        assert validator.run("input", "79-input", frame, batch="a.csv") == [
+            "expect_column_values_to_match_regex id_number: 1"]
+        validator.build_docs()
+        stamp = r"[0-9]{8}T[0-9]{6}[.][0-9]+Z|[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9:.+]+|_run_time_sort': [0-9.]+"
+        return {re.sub(stamp, "", p.relative_to(folder).as_posix()): re.sub(stamp, "", p.read_text(encoding="utf-8"))
+                for p in folder.rglob("*.html")}
+
+    first = build(tmp_path / "first")
+    assert view.Environment is not jinja2.Environment and issubclass(view.Environment, jinja2.Environment)
+    compiled = dict(validate._page_templates)
+    assert len(compiled) > 20                  # the page, section and component templates
+    second = build(tmp_path / "second")
+    assert all(validate._page_templates[k] is code for k, code in compiled.items())   # loaded, not compiled again
+    assert second == first and len(first) >= 3   # index, suite and validation pages
+
+
 def test_review_cases_list_each_case_then_its_registry_candidates_field_by_field():
     """Cases in case-key order with every row's file and line; candidates in the linker's order,
     one not in the registry left out; agreement worked by hand."""
