@@ -308,7 +308,7 @@ def prepare_province(code: str, exports: Path, out: Path, rules_dir: Path, regis
                      run_date: dt.date, decisions: dict[str, Decision], validate: bool,
                      fingerprint: str) -> ProvinceRun:
     """Stage 1 for one province: ingest, normalise, link; write OUT/work/<PP>/linked.parquet."""
-    release()   # what the province before freed goes back to the system before this one grows
+    release(freeze=True, thaw=True)   # what the province before freed goes back before this one grows
     rules = rules_for(rules_dir)
     run = ProvinceRun(code, fingerprint=fingerprint)
     t = run.stage_seconds
@@ -411,7 +411,7 @@ def validate_output(df: pd.DataFrame, code: str, out: Path, rules: Rules, rows_r
 def finish_province(prepared: ProvinceRun, out: Path, rules_dir: Path, registry: Path, common: str,
                     run_date: dt.date, validate: bool, fingerprint: str, run_id: int) -> ProvinceRun:
     """Stage 3 for one province: merge the codes, validate, write corrected records, report and review queue."""
-    release()
+    release(freeze=True)
     rules = rules_for(rules_dir)
     index = index_for(registry, rules_dir, common, index_cache_dir(out))
     run = ProvinceRun.from_json(prepared.to_json())

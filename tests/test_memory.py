@@ -47,3 +47,37 @@ def test_release_returns_freed_heap_memory_to_the_system():
     released = rss_gb()
     libc.free(blocks[-1])
     assert held - released > 0.15, (held, released)
+
+
+def test_frozen_objects_are_set_aside_until_the_next_thaw_and_new_garbage_is_still_collected():
+    """release(freeze=True) between stages sets the survivors aside from Python's collector;
+    release(thaw=True) at a province's start puts them back, so a cycle that died meanwhile is
+    collected then, not kept for the life of the process."""
+    import gc
+    import weakref
+
+    from pipeline.memory import release
+
+    class Node:
+        pass
+
+    def cycle() -> weakref.ref:
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        return weakref.ref(a)
+
+    try:
+        held = [Node(), Node()]
+        held[0].other, held[1].other = held[1], held[0]
+        old = weakref.ref(held[0])
+        release(freeze=True)
+        assert gc.get_freeze_count() > 0
+        held.clear()                      # the cycle, alive when set aside, dies now
+        new = cycle()                     # a cycle made and dropped after
+        release(freeze=True)
+        assert new() is None              # new garbage: collected as before
+        assert old() is not None          # set aside: not traversed by this collection
+        release(freeze=True, thaw=True)
+        assert old() is None              # put back and collected at the next province's start
+    finally:
+        gc.unfreeze()
