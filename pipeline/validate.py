@@ -73,7 +73,7 @@ def _compile_page_templates_once() -> None:
     compiled them all again (0.29 s a build against 0.11 s, two builds a province). Its
     environments share one in-memory bytecode cache for the process instead; Jinja checks each
     entry against the template's source. The pages are the same."""
-    import jinja2   # Great Expectations' own renderer: installed with it
+    import jinja2  # Great Expectations' own renderer: installed with it
     from great_expectations.render.view import view
 
     class TemplateCache(jinja2.BytecodeCache):
