@@ -125,11 +125,10 @@ class RegistryCodes:
 
     def household_codes(self, rows: np.ndarray) -> np.ndarray:
         """The household code of each registry row (int64; -1 where the row is -1 or has none)."""
-        codes = self.codes["household_id"]
         found = rows >= 0
         out = np.full(len(rows), -1, dtype=np.int64)
-        out[found] = codes[rows[found]]
-        return np.where(out >= 0, out, -1)
+        out[found] = np.maximum(self.codes["household_id"][rows[found]], -1)   # NULL_REGISTRY: none
+        return out
 
     def encode(self, col: str, values: pd.Series) -> np.ndarray:
         """An export column's codes in the registry's dictionary for `col` (-1: no value, -3: unknown);
