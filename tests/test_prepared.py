@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import logging
 import shutil
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pytest
 
-from pipeline.link.prepared import PREFIX, SUFFIX, cache_key, prepared_index, wait_for_writes
+from pipeline.link.prepared import PREFIX, cache_key, prepared_index, wait_for_writes
 from pipeline.reconcile import link, normalise
 from pipeline.rules import default_rules, load_rules
 
@@ -40,7 +36,7 @@ def test_prepared_index_is_written_then_loaded_and_links_the_same(tmp_path, capl
     built = prepared_index(registry, [registry], rules, cache)
     wait_for_writes()
     files = list(cache.glob(f"{PREFIX}*"))
-    assert [f.name for f in files] == [f"{PREFIX}{cache_key([registry], rules)}{SUFFIX}"]
+    assert [f.name for f in files] == [f"{PREFIX}{cache_key([registry], rules)}.pickle"]
     with caplog.at_level(logging.INFO, logger="pipeline.link.prepared"):
         loaded = prepared_index(registry, [registry], rules, cache)
     assert "loaded from" in caplog.text
@@ -78,7 +74,7 @@ def test_another_registry_or_rules_version_is_built_afresh_and_replaces_the_old(
     index = prepared_index(registry, [registry], changed, cache)
     wait_for_writes()
     assert index.size == len(REG)
-    assert [f.name for f in cache.glob(f"{PREFIX}*")] == [f"{PREFIX}{cache_key([registry], changed)}{SUFFIX}"]
+    assert [f.name for f in cache.glob(f"{PREFIX}*")] == [f"{PREFIX}{cache_key([registry], changed)}.pickle"]
 
 
 def test_a_damaged_prepared_index_is_rebuilt_not_trusted(tmp_path, caplog):
@@ -86,7 +82,7 @@ def test_a_damaged_prepared_index_is_rebuilt_not_trusted(tmp_path, caplog):
     REG.to_parquet(registry)
     rules, cache = default_rules(), tmp_path / "cache"
     cache.mkdir()
-    (cache / f"{PREFIX}{cache_key([registry], rules)}{SUFFIX}").write_bytes(b"\x80\x05not a pickle")
+    (cache / f"{PREFIX}{cache_key([registry], rules)}.pickle").write_bytes(b"\x80\x05not a pickle")
     with caplog.at_level(logging.WARNING, logger="pipeline.link.prepared"):
         index = prepared_index(registry, [registry], rules, cache)
     wait_for_writes()
@@ -131,59 +127,3 @@ def test_file_digest_hashes_a_large_file_once_and_sees_it_change(tmp_path, monke
     big.write_bytes(data)                       # same size, new content
     assert output.file_digest(big) == digest_of(bytes(data))
     assert len(calls) == 2
-
-
-def _mapped_ranges(path):
-    """Address ranges of this process mapped from `path` (Linux: /proc/self/maps)."""
-    ranges = []
-    for line in Path("/proc/self/maps").read_text().splitlines():
-        if line.endswith(str(path)):
-            lo, hi = line.split()[0].split("-")
-            ranges.append((int(lo, 16), int(hi, 16)))
-    return ranges
-
-
-@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads the process's mappings from Linux's /proc")
-def test_the_prepared_file_is_mapped_not_read_into_copies(tmp_path):
-    from pipeline.link.prepared import ALIGN, load_file, write_file
-
-    numbers = np.arange(100_000, dtype=np.int64)
-    text = pa.chunked_array([pa.array(["Nguyễn", None, "Lan"] * 1000)])
-    frame = pd.DataFrame({"name": pd.array(["An", "Bình"] * 500, dtype="string[pyarrow]"), "code": np.arange(1000)})
-    path = tmp_path / f"{PREFIX}x{SUFFIX}"
-    write_file({"numbers": numbers, "text": text, "frame": frame}, path)
-    loaded = load_file(path)
-    np.testing.assert_array_equal(loaded["numbers"], numbers)
-    assert loaded["text"].equals(text)
-    pd.testing.assert_frame_equal(loaded["frame"], frame)
-    spans = _mapped_ranges(path)
-    assert spans, "the file is not mapped"
-
-    def in_file(address):
-        return any(lo <= address < hi for lo, hi in spans)
-
-    assert in_file(loaded["numbers"].ctypes.data)
-    assert in_file(loaded["text"].chunk(0).buffers()[2].address)
-    assert loaded["numbers"].ctypes.data % ALIGN == 0
-    # copy-on-write: the arrays are writable, as a freshly built index's are, and the file keeps its bytes
-    loaded["numbers"][0] = -1
-    assert load_file(path)["numbers"][0] == 0
-
-
-def test_a_prepared_index_cut_short_is_rebuilt_not_trusted(tmp_path, caplog):
-    registry = tmp_path / "registry.parquet"
-    REG.to_parquet(registry)
-    rules, cache = default_rules(), tmp_path / "cache"
-    prepared_index(registry, [registry], rules, cache)
-    wait_for_writes()
-    path = cache / f"{PREFIX}{cache_key([registry], rules)}{SUFFIX}"
-    whole = path.read_bytes()
-    path.write_bytes(whole[: len(whole) // 2])      # a copy that stopped half way (disk full, killed)
-    with caplog.at_level(logging.WARNING, logger="pipeline.link.prepared"):
-        index = prepared_index(registry, [registry], rules, cache)
-    wait_for_writes()
-    assert "unusable" in caplog.text and "truncated" in caplog.text
-    assert index.size == len(REG)
-    from pipeline.link.prepared import load_file
-
-    assert load_file(path).size == len(REG)          # written again, whole

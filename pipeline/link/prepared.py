@@ -6,16 +6,11 @@ name lexicon) depends only on the registry's content, the rules and this code (a
 versions of Python, numpy, pandas and pyarrow, whose objects the file holds).
 Building it for 10 million people takes over a minute; the registry changes far
 less often than the exports are reconciled. So the prepared index is written
-once, named by a digest of those inputs, and the next run (or a Dask worker)
-maps it. Any change to the registry file, a rules file or the pipeline's source
-gives another digest, hence a fresh build; a cache file that cannot be read is
-rebuilt, never trusted. Only the newest prepared index is kept in the folder.
-
-The file is a pickle whose large arrays are stored out of band (pickle protocol 5),
-after it, each on a 64-byte boundary. Loading maps the file (copy-on-write) and
-hands those arrays the mapped pages: nothing is read into fresh memory and
-copied, pages are brought in as linking touches them, and processes on one
-machine (Dask workers) share them through the page cache.
+once, as a pickle named by a digest of those inputs, and the next run (or
+a Dask worker) loads it in seconds. Any change to the registry file, a rules
+file or the pipeline's source gives another digest, hence a fresh build; a
+cache file that cannot be read is rebuilt, never trusted. Only the newest
+prepared index is kept in the folder.
 
 The cache folder is written by this pipeline only (it sits in the run's output
 folder): a pickle is code, and is loaded from nowhere else.
@@ -26,9 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import mmap
 import pickle
-import struct
 import sys
 import threading
 import time
@@ -47,9 +40,7 @@ from pipeline.output import atomic_write, file_digest
 from pipeline.rules import Rules
 
 log = logging.getLogger(__name__)
-PREFIX, SUFFIX = "registry-", ".index"
-MAGIC = b"VAXIDX\x00\x01"        # file kind and layout version
-ALIGN = 64                       # each array starts on a 64-byte boundary (Arrow's and numpy's preference)
+PREFIX, SUFFIX = "registry-", ".pickle"
 _writers: list[threading.Thread] = []
 
 
@@ -116,11 +107,12 @@ def prepared_index(registry: Path, registry_files: list[Path], rules: Rules, cac
     path = cache_dir / f"{PREFIX}{cache_key(registry_files, rules)}{SUFFIX}"
     if path.exists():
         try:
-            index = load_file(path)
+            with open(path, "rb") as fh:
+                index = pickle.load(fh)
             if not isinstance(index, RegistryIndex):
                 raise TypeError(f"holds a {type(index).__name__}")
             index = _from_disk(index)
-            log.info("registry index of %d people loaded from %s (mapped) in %.1f s", index.size, path.name,
+            log.info("registry index of %d people loaded from %s in %.1f s", index.size, path.name,
                      time.perf_counter() - t0)
             return index
         except Exception as exc:  # a damaged or foreign file: rebuild, never fail the run on the cache
@@ -136,57 +128,17 @@ def prepared_index(registry: Path, registry_files: list[Path], rules: Rules, cac
 def _save(index: RegistryIndex, path: Path) -> None:
     try:
         t0 = time.perf_counter()
-        atomic_write(path, lambda tmp: write_file(index, tmp))
-        for old in path.parent.glob(f"{PREFIX}*"):     # older versions, and the earlier .pickle layout
-            if old != path and old.suffix in (SUFFIX, ".pickle"):
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:       # streamed: large arrays go to the file without a copy
+                pickle.dump(index, fh, protocol=5)
+
+        atomic_write(path, write)
+        for old in path.parent.glob(f"{PREFIX}*{SUFFIX}"):
+            if old != path:
                 old.unlink(missing_ok=True)
         log.info("registry index written to %s in %.1f s", path, time.perf_counter() - t0)
     except Exception as exc:  # a full disk costs the next run a rebuild, not this run
         log.warning("could not write the prepared registry index %s: %s", path, exc)
-
-
-def _padding(offset: int) -> int:
-    return -offset % ALIGN
-
-
-def write_file(obj: object, path: Path) -> None:
-    """`obj` as a pickle with its large buffers after it, each aligned: MAGIC, then the pickle's
-    length, the number of buffers and each one's (offset, length), then the pickle, then the buffers.
-    The buffers are written from the arrays themselves, not copied first."""
-    buffers: list[pickle.PickleBuffer] = []
-    meta = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
-    raws = [b.raw() for b in buffers]
-    table_end = len(MAGIC) + 16 + 16 * len(raws)
-    offset = table_end + len(meta)
-    spans = []
-    for raw in raws:
-        offset += _padding(offset)
-        spans.append((offset, raw.nbytes))
-        offset += raw.nbytes
-    with open(path, "wb") as fh:
-        fh.write(MAGIC + struct.pack("<QQ", len(meta), len(raws)))
-        fh.write(b"".join(struct.pack("<QQ", o, n) for o, n in spans))
-        fh.write(meta)
-        for raw, (start, _n) in zip(raws, spans, strict=True):
-            fh.write(b"\0" * (start - fh.tell()))
-            fh.write(raw)
-
-
-def load_file(path: Path) -> object:
-    """What `write_file` wrote, its buffers backed by the file's pages (a private, copy-on-write
-    mapping: arrays stay writable, as when built, and a write never reaches the file)."""
-    with open(path, "rb") as fh:
-        mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
-    view = memoryview(mapped)
-    head = len(MAGIC) + 16
-    if len(view) < head or bytes(view[:len(MAGIC)]) != MAGIC:
-        raise ValueError("not a prepared registry index of this layout")
-    meta_len, count = struct.unpack("<QQ", view[len(MAGIC):head])
-    table_end = head + 16 * count
-    spans = [struct.unpack_from("<QQ", view, head + 16 * k) for k in range(count)]
-    if table_end + meta_len > len(view) or any(o < table_end + meta_len or o + n > len(view) for o, n in spans):
-        raise ValueError("truncated: its table points past the end of the file")
-    return pickle.loads(view[table_end:table_end + meta_len], buffers=[view[o:o + n] for o, n in spans])
 
 
 def wait_for_writes() -> None:
