@@ -17,6 +17,7 @@ from pipeline.normalize.codes import (
 )
 from pipeline.normalize.dates import normalize_dates
 from pipeline.normalize.ids import normalize_ids
+from pipeline.rules import default_rules
 
 RUN = dt.date(2026, 11, 26)
 
@@ -400,3 +401,49 @@ def test_an_id_cell_saying_there_is_none_is_a_missing_id_not_an_invalid_one():
     raw = ["không có", "Chưa có", "N/A", "-", "...", "KHONG", "x", "CCCD: 0790", "0", "079085001234", None]
     out = normalize_ids(pd.Series(raw, dtype="string[pyarrow]"))
     assert out["id_kind"].tolist() == ["missing"] * 6 + ["invalid", "invalid", "placeholder", "personal", "missing"]
+
+
+_ID_CELLS = st.one_of(
+    st.from_regex(r"[0-9]{12}|[0-9]{9}", fullmatch=True),                      # plain numbers
+    st.sampled_from(["000000000000", "111111111", "123456789", "012345678", "999999999999"]),
+    st.from_regex(r"[0-9]{1,13}", fullmatch=True),                             # lost zeros, too long
+    st.from_regex(r"[0-9]{3}[ .][0-9]{3}[ .][0-9]{3}([ .][0-9]{3})?", fullmatch=True),
+    st.sampled_from(["'079093001234", "79093001234.0", "7.9093001234E+10", "CCCD: 079093001234", "không có",
+                     "-", "O79093001234", "012345678 / 079090000123", " 079093001234 ", "", "０７９０９３００１２３４"]),
+    st.none())
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(_ID_CELLS, min_size=1, max_size=25))
+def test_plain_numbers_are_classified_as_every_repair_would_classify_them(values):
+    """The short way for cells of 9 or 12 digits gives what the whole repair gives them."""
+    from pipeline.normalize.ids import _classify_written, classify_ids, decode_personal_ids
+
+    raw = pd.Series(values, dtype="string[pyarrow]", index=range(100, 100 + len(values)))
+    got = classify_ids(raw)
+    whole = _classify_written(raw.reset_index(drop=True), default_rules())
+    whole = pd.concat([whole, decode_personal_ids(whole["id_number"].where(whole["id_kind"] == "personal"))], axis=1)
+    whole.index = raw.index
+    pd.testing.assert_frame_equal(got, whole)
+
+
+_PHONE_CELLS = st.one_of(
+    st.from_regex(r"0[1-9][0-9]{8}", fullmatch=True),                           # as it should be
+    st.from_regex(r"(\+84|84|0084|0)?[0-9]{8,11}(\.0)?", fullmatch=True),
+    st.sampled_from(["0912 345 678", "0912.345.678", "01689123456", "0912345678 / 0987654321", "0084912345",
+                     "không có", "", "84912345678", "0000000000"]),
+    st.none())
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(_PHONE_CELLS, min_size=1, max_size=25))
+def test_plain_phone_numbers_are_kept_as_every_repair_would_keep_them(values):
+    from pipeline.normalize.codes import _repaired_phones
+
+    raw = pd.Series(values, dtype="string[pyarrow]")
+    got = normalize_phones(raw)
+    present = raw.dropna()
+    whole = _repaired_phones(present.reset_index(drop=True), default_rules())
+    whole.index = present.index
+    whole = whole.reindex(raw.index)
+    pd.testing.assert_frame_equal(got, whole, check_dtype=True)

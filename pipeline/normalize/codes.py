@@ -61,26 +61,40 @@ def normalize_phones(raw: pd.Series, rules: Rules | None = None) -> pd.DataFrame
     rules = rules or default_rules()
 
     def run(d: pd.Series) -> pd.DataFrame:
-        s = d
-        # Of two numbers in one cell ('0912345678 / 0987654321', '… - …', '… hoặc …'), the first is
-        # the row's, where what comes before the separator holds a whole number (nine digits or
-        # more: '0912 - 345 - 678' is one). Only values longer than one written number are looked at.
-        long = (s.str.len() > 13).fillna(False).astype(bool)
-        if long.any():
-            first = s[long].str.replace(r"\s*(?:[/;,|]|\s-\s|\s(?:hoặc|hoac)\s).*$", "", regex=True)
-            whole = first.str.count("[0-9]").fillna(0) >= 9
-            s = s.mask(long, first.where(whole, s[long]))
-        s = s.str.replace(r"\.0+$", "", regex=True).str.replace(r"[^0-9+]", "", regex=True)
-        # the country code (+84, 0084, or 84 before the nine or ten digits of the number); a
-        # number of nine digits starting 84 is a 084 number that lost its zero
-        s = s.str.replace(r"^(?:\+|00)84|^\+?84([0-9]{9,10})$", r"0\1", regex=True)
-        s = s.mask(s.str.len().isin([9, 10]) & ~s.str.startswith("0"), "0" + s)
-        for old, new in rules.phone_prefixes.items():
-            s = s.mask((s.str.len() == 11) & s.str.startswith(old), new + s.str[4:])
-        ok = s.str.fullmatch(r"0[0-9]{9}").fillna(False)
-        return pd.DataFrame({"phone": s.where(ok), "phone_known": ok})
+        # Most cells are a mobile number written as it should be: they are kept as they are, the
+        # others repaired (`_repaired_phones`), which would leave these unchanged.
+        plain = d.str.fullmatch(PLAIN_PHONE).fillna(False).to_numpy(dtype=bool)
+        kept = pd.DataFrame({"phone": d[plain], "phone_known": pd.Series(True, index=d.index[plain], dtype="boolean")})
+        if plain.all():
+            return kept
+        return pd.concat([kept, _repaired_phones(d[~plain], rules)]).sort_index()
 
     return by_distinct(raw, run)
+
+
+PLAIN_PHONE = r"0[1-9][0-9]{8}"     # ten digits, a leading 0 and no country code ('0084...' is one)
+
+
+def _repaired_phones(d: pd.Series, rules: Rules) -> pd.DataFrame:
+    """`normalize_phones`'s columns for any written value."""
+    s = d
+    # Of two numbers in one cell ('0912345678 / 0987654321', '… - …', '… hoặc …'), the first is
+    # the row's, where what comes before the separator holds a whole number (nine digits or
+    # more: '0912 - 345 - 678' is one). Only values longer than one written number are looked at.
+    long = (s.str.len() > 13).fillna(False).astype(bool)
+    if long.any():
+        first = s[long].str.replace(r"\s*(?:[/;,|]|\s-\s|\s(?:hoặc|hoac)\s).*$", "", regex=True)
+        whole = first.str.count("[0-9]").fillna(0) >= 9
+        s = s.mask(long, first.where(whole, s[long]))
+    s = s.str.replace(r"\.0+$", "", regex=True).str.replace(r"[^0-9+]", "", regex=True)
+    # the country code (+84, 0084, or 84 before the nine or ten digits of the number); a
+    # number of nine digits starting 84 is a 084 number that lost its zero
+    s = s.str.replace(r"^(?:\+|00)84|^\+?84([0-9]{9,10})$", r"0\1", regex=True)
+    s = s.mask(s.str.len().isin([9, 10]) & ~s.str.startswith("0"), "0" + s)
+    for old, new in rules.phone_prefixes.items():
+        s = s.mask((s.str.len() == 11) & s.str.startswith(old), new + s.str[4:])
+    ok = s.str.fullmatch(r"0[0-9]{9}").fillna(False)
+    return pd.DataFrame({"phone": s.where(ok), "phone_known": ok})
 
 
 def _named_vaccine(text: str, aliases: list[tuple[tuple[str, ...], str]],
