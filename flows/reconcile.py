@@ -432,10 +432,12 @@ def finish_province(prepared: ProvinceRun, out: Path, rules_dir: Path, registry:
     with StageTimer(run.stage_seconds, "write", run.stage_peak_gb), \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="write") as beside:
         # The report is mostly Arrow kernels and compression, which leave the interpreter free, so
-        # the review queue and the corrected file are written beside it in a second thread.
+        # the review queue, the corrected file and then the report's CSV copies are written beside
+        # it in a second thread.
         review = beside.submit(write_review, df, code, out / "review" / f"{code}.xlsx", index)
         corrected = beside.submit(write_parquet, table, out / "corrected" / f"{code}.parquet")
-        write_report(df, code, out / "reports" / code, rules, run_date, run.files_read, run.files_quarantined)
+        write_report(df, code, out / "reports" / code, rules, run_date, run.files_read, run.files_quarantined,
+                     beside)
         run.review_cases = review.result()
         corrected.result()
     status = df["status"]

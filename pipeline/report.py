@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -191,14 +192,24 @@ def _summary(wb: xlsxwriter.Workbook, df: pd.DataFrame, codes: RowCodes, provinc
 
 
 def write_report(df: pd.DataFrame, province: str, folder: Path, rules: Rules, run_date: dt.date,
-                 files_read: Iterable[str], quarantined: list[dict[str, str]]) -> Path:
+                 files_read: Iterable[str], quarantined: list[dict[str, str]], beside: Executor | None = None) -> Path:
     """Write reports/<PP>/bao_cao_<PP>.xlsx and one UTF-8-with-BOM CSV per list.
 
     A list longer than an Excel sheet continues on sheets named '<list> (2)', ...; its CSV holds it whole.
+    With `beside` (an executor whose thread is otherwise idle), the CSV copies are written there
+    while the workbook is built: both are mostly Arrow kernels and compression, which leave the
+    interpreter free. Either way every file is complete when this returns.
     """
     path = folder / f"bao_cao_{province}.xlsx"
     codes = RowCodes.of(df)
     lists = [(group, list_columns(rows_for(df, group, rules, codes))) for group in GROUPS]  # built once, written twice
+
+    def write_csv(columns: list[Column], csv_path: Path) -> None:
+        atomic_write(csv_path, partial(Path.write_bytes, data=csv_bytes(columns)))
+
+    copies: list[Future[None]] = []
+    if beside is not None:
+        copies = [beside.submit(write_csv, columns, folder / f"{group.slug}.csv") for group, columns in lists]
 
     def build(tmp: Path) -> None:
         wb = xlsxwriter.Workbook(str(tmp), {"constant_memory": True, "strings_to_numbers": False,
@@ -217,7 +228,14 @@ def write_report(df: pd.DataFrame, province: str, folder: Path, rules: Rules, ru
         wb.close()
         fill_sheets(tmp, fills)
 
-    atomic_write(path, build)
-    for group, columns in lists:
-        atomic_write(folder / f"{group.slug}.csv", partial(Path.write_bytes, data=csv_bytes(columns)))
+    try:
+        atomic_write(path, build)
+    except BaseException:
+        wait(copies)                 # no copy is still being written behind the error
+        raise
+    for copy in copies:
+        copy.result()                # a copy's error is raised here
+    if beside is None:
+        for group, columns in lists:
+            write_csv(columns, folder / f"{group.slug}.csv")
     return path

@@ -409,3 +409,41 @@ def test_review_cases_list_each_case_then_its_registry_candidates_field_by_field
     no_list["candidate_ids"] = [None, [], ["001080000001"], None]
     lines = build_cases(no_list, build_index(REG))
     assert lines["kind"].tolist() == [PERSON, CANDIDATE, PERSON] and lines.iloc[2]["cands"] == []
+
+
+def _sheet_entries(path):
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:    # the sheets themselves (docProps hold the time of writing)
+        return {n: z.read(n) for n in z.namelist() if n.startswith("xl/worksheets/")}
+
+
+def test_the_report_written_with_its_csv_copies_beside_is_the_same_report(sample_run, tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline import report
+    from pipeline.rules import default_rules
+
+    _, out = sample_run
+    df = pd.read_parquet(out / "corrected" / "79.parquet")
+    rules = default_rules()
+    args = (df, "79", rules, RUN_DATE, sorted(df["source_file"].unique()), [])
+
+    def write(folder, beside=None):
+        return report.write_report(args[0], args[1], folder, *args[2:], beside=beside)
+
+    alone = write(tmp_path / "alone")
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        together = write(tmp_path / "beside", beside)
+    assert _sheet_entries(together) == _sheet_entries(alone)
+    csvs = sorted(p.name for p in (tmp_path / "alone").glob("*.csv"))
+    assert csvs and csvs == sorted(p.name for p in (tmp_path / "beside").glob("*.csv"))
+    for name in csvs:
+        assert (tmp_path / "beside" / name).read_bytes() == (tmp_path / "alone" / name).read_bytes()
+
+    def broken(columns):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(report, "csv_bytes", broken)
+    with ThreadPoolExecutor(max_workers=1) as beside, pytest.raises(OSError, match="disk full"):
+        write(tmp_path / "failing", beside)
