@@ -356,3 +356,18 @@ def test_block_keys_are_taken_from_each_distinct_name():
     assert out["dob_md"].tolist() == [305, pd.NA, 1231, 305]
     empty = add_block_keys(frame.iloc[:0], "dob")
     assert len(empty) == 0 and str(empty["name_joined"].dtype) == "string"
+
+
+@given(ids=st.lists(st.one_of(st.none(), st.sampled_from(list(REG["person_id"].dropna()) + list(REG["old_id"].dropna())),
+                              st.from_regex(r"[0-9]{9}|[0-9]{12}", fullmatch=True)), max_size=60))
+def test_registry_rows_of_ids_in_any_order_agree_with_a_dictionary(ids):
+    index = _REG_INDEX
+    for column in ("person_id", "old_id"):
+        first = {}
+        for row, value in enumerate(REG[column]):
+            if isinstance(value, str) and value.isdigit():
+                first.setdefault(value, row)
+        assert index.rows_of(pd.Series(ids, dtype=object), column).tolist() == [first.get(v, -1) for v in ids]
+
+
+_REG_INDEX = build_index(REG)
