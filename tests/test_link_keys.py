@@ -371,3 +371,34 @@ def test_registry_rows_of_ids_in_any_order_agree_with_a_dictionary(ids):
 
 
 _REG_INDEX = build_index(REG)
+
+
+def _reasons_by_merge(scored):
+    """The reasons as they were built before: text per distinct combination, merged back on the
+    six level columns as text."""
+    from pipeline.link.decide import REASON_VI
+    from pipeline.link.scoring import FIELDS
+
+    cols = [f"{f}_level" for f in FIELDS]
+    levels = scored[cols].astype(object).where(scored[cols].notna(), "")
+    combos = levels.drop_duplicates().reset_index(drop=True)
+    parts = [combos[f"{f}_level"].map(REASON_VI[f]).fillna("").astype("string[pyarrow]") for f in FIELDS]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined.str.cat(part, sep="; ")
+    combos["_reason"] = joined.str.replace(r"(; )+", "; ", regex=True).str.strip("; ").to_numpy()
+    return pd.Series(levels.merge(combos, on=cols, how="left")["_reason"].to_numpy(), index=scored.index,
+                     dtype="string[pyarrow]")
+
+
+@given(data=st.data())
+def test_match_reasons_by_level_codes_are_the_texts_merged_by_level(data):
+    from pipeline.link.decide import REASON_VI, reasons
+
+    n = data.draw(st.integers(0, 40))
+    columns = {}
+    for field, levels in REASON_VI.items():
+        values = data.draw(st.lists(st.one_of(st.none(), st.sampled_from(sorted(levels))), min_size=n, max_size=n))
+        columns[f"{field}_level"] = pd.Categorical(values, categories=sorted(levels))
+    scored = pd.DataFrame(columns, index=pd.Index(range(1000, 1000 + n), name="profile"))
+    pd.testing.assert_series_equal(reasons(scored), _reasons_by_merge(scored))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pipeline.link.scoring import FIELDS
 
@@ -37,18 +38,28 @@ def posterior(scored: pd.DataFrame, null_weight: float) -> pd.Series:
 def reasons(scored: pd.DataFrame) -> pd.Series:
     """'số định danh trùng; họ tên trùng; ngày sinh trùng' from the comparison levels.
 
-    Built once per distinct combination of levels (a few hundred), then mapped to the rows.
+    Built once per distinct combination of levels (a few hundred), then taken for the rows by
+    integer codes: the combination of each row is one number, with no text compared per row.
     """
     cols = [f"{f}_level" for f in FIELDS]
-    levels = scored[cols].astype(object).where(scored[cols].notna(), "")
-    combos = levels.drop_duplicates().reset_index(drop=True)
-    parts = [combos[f"{f}_level"].map(REASON_VI[f]).fillna("").astype("string[pyarrow]") for f in FIELDS]
+    combo = np.zeros(len(scored), dtype=np.int64)
+    for col in cols:
+        codes, uniques = pd.factorize(scored[col], use_na_sentinel=True)   # -1: no level
+        combo = combo * (len(uniques) + 1) + (codes + 1)
+    _, first, inverse = np.unique(combo, return_index=True, return_inverse=True)
+    text = pa.array(_reason_text(scored.iloc[first][cols]), pa.string())
+    return pd.Series(pd.array(text.take(inverse.reshape(-1)), dtype="string[pyarrow]"), index=scored.index)
+
+
+def _reason_text(levels: pd.DataFrame) -> np.ndarray:
+    """The reason for each row of `levels` (the comparison levels' columns), as text."""
+    levels = levels.astype(object).where(levels.notna(), "")
+    parts = [levels[f"{f}_level"].map(REASON_VI[f]).fillna("").astype("string[pyarrow]").reset_index(drop=True)
+             for f in FIELDS]
     joined = parts[0]
     for part in parts[1:]:
         joined = joined.str.cat(part, sep="; ")
-    combos["_reason"] = joined.str.replace(r"(; )+", "; ", regex=True).str.strip("; ").to_numpy()
-    text = levels.merge(combos, on=cols, how="left")["_reason"].to_numpy()
-    return pd.Series(text, index=scored.index, dtype="string[pyarrow]")
+    return joined.str.replace(r"(; )+", "; ", regex=True).str.strip("; ").to_numpy(dtype=object)
 
 
 def null_weight(model: dict, registry_size: int) -> float:
