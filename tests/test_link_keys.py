@@ -402,3 +402,21 @@ def test_match_reasons_by_level_codes_are_the_texts_merged_by_level(data):
         columns[f"{field}_level"] = pd.Categorical(values, categories=sorted(levels))
     scored = pd.DataFrame(columns, index=pd.Index(range(1000, 1000 + n), name="profile"))
     pd.testing.assert_series_equal(reasons(scored), _reasons_by_merge(scored))
+
+
+@given(rows=st.lists(st.tuples(st.sampled_from(["x", "y", None]), st.sampled_from([1.0, 2.0, None]),
+                               st.sampled_from(["p", "q", None])), max_size=30),
+       limit=st.sampled_from([2 ** 62, 10, 3]))
+def test_combined_codes_are_the_same_however_soon_the_key_is_renumbered(rows, limit):
+    """Renumbered before every column (a tiny limit) or only at the end, the codes are the same."""
+    from pipeline.link import profiles
+
+    frame = pd.DataFrame(rows, columns=["a", "b", "c"]).astype({"c": "string[pyarrow]"})
+    expected, _ = pd.factorize(pd.MultiIndex.from_frame(frame.astype(object).fillna("\x00"))) if rows else ([], None)
+    saved = profiles.COMBINED_LIMIT
+    profiles.COMBINED_LIMIT = limit
+    try:
+        codes = combined_codes(frame, ["a", "b", "c"])
+    finally:
+        profiles.COMBINED_LIMIT = saved
+    assert list(codes) == list(expected)

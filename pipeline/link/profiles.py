@@ -19,16 +19,22 @@ CARRIED = ["full_name", "name_fold", "given_fold", "family_variant", "family_fol
            "dob_swappable", "id_sex", "id_birth_year", "id_structure_ok", "name_valid"]
 
 
+COMBINED_LIMIT = 2 ** 62
+
+
 def combined_codes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """One code per distinct combination of `columns` (a missing value is a value), numbered in
     order of first appearance: each column factorised on its own, then combined as integers."""
     key = np.zeros(len(frame), dtype=np.int64)
+    bound = 1                        # every key is below this
     for col in columns:
         codes, uniques = pd.factorize(frame[col], use_na_sentinel=True)
+        if bound * (len(uniques) + 1) >= COMBINED_LIMIT:   # renumbered densely first: no overflow
+            key, distinct = pd.factorize(key)
+            key, bound = key.astype(np.int64), len(distinct)
         key = key * (len(uniques) + 1) + (codes.astype(np.int64) + 1)
-        key, _ = pd.factorize(key)   # renumber so the next step cannot overflow
-        key = key.astype(np.int64)
-    return key
+        bound *= len(uniques) + 1
+    return pd.factorize(key)[0].astype(np.int64)   # numbered in order of first appearance
 
 
 def build_profiles(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
