@@ -420,3 +420,22 @@ def test_combined_codes_are_the_same_however_soon_the_key_is_renumbered(rows, li
     finally:
         profiles.COMBINED_LIMIT = saved
     assert list(codes) == list(expected)
+
+
+@given(picks=st.lists(st.integers(0, 5), min_size=1, max_size=40))
+def test_each_export_person_is_its_first_row_with_its_count_of_rows(picks):
+    from pipeline.link.profiles import CARRIED, PROFILE_KEY, build_profiles
+
+    people = [{**{c: None for c in PROFILE_KEY + CARRIED}, "name_key": f"n{k % 3}", "sex": "M" if k % 2 else "F",
+               "id_number": f"0790900000{k:02d}", "id_kind": "personal", "full_name": f"Tên {k}"} for k in range(6)]
+    rows = pd.DataFrame([{**people[k], "name_fold": f"row {i}"} for i, k in enumerate(picks)],
+                        index=np.arange(len(picks)) * 3 + 7)
+    rows["dob_date"] = pd.to_datetime(rows["dob_date"])
+    rows["dob_year"] = rows["dob_year"].astype("Int16")
+    prof, of_row = build_profiles(rows.astype({c: "string[pyarrow]" for c in rows.columns
+                                               if c not in ("dob_date", "dob_year")}))
+    order = list(dict.fromkeys(picks))                     # people in order of first appearance
+    assert prof.index.tolist() == list(range(len(order)))
+    assert of_row.tolist() == [order.index(k) for k in picks] and of_row.index.tolist() == rows.index.tolist()
+    assert prof["n_rows"].tolist() == [picks.count(k) for k in order]
+    assert prof["name_fold"].tolist() == [f"row {picks.index(k)}" for k in order]   # carried from the first row

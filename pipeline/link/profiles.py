@@ -39,13 +39,13 @@ def combined_codes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
 
 def build_profiles(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     """(profiles, profile number of each row). Rows must be normalised."""
-    profile_of_row = pd.Series(combined_codes(rows, PROFILE_KEY), index=rows.index, name="profile")
-    first = rows.groupby(profile_of_row, sort=True).head(1)
-    prof = first[PROFILE_KEY + CARRIED].copy()
-    prof.index = profile_of_row[first.index].to_numpy()
-    prof = prof.sort_index()
-    grouped = rows.groupby(profile_of_row, sort=True)
-    prof["n_rows"] = grouped.size()
+    codes = combined_codes(rows, PROFILE_KEY)
+    profile_of_row = pd.Series(codes, index=rows.index, name="profile")
+    # each profile's first row, by profile number, and its count of rows: from the codes, no groupby
+    _, firsts = np.unique(codes, return_index=True)
+    prof = rows[PROFILE_KEY + CARRIED].iloc[firsts]
+    prof.index = pd.Index(codes[firsts], dtype=np.int64)
+    prof["n_rows"] = np.bincount(codes, minlength=len(firsts)).astype(np.int64)
     prof["dob"] = prof["dob_date"].where(prof["dob_precision"] == "day")
     prof["id_personal"] = prof["id_number"].where(prof["id_kind"] == "personal")
     prof["id_old"] = prof["id_number"].where(prof["id_kind"] == "old")
