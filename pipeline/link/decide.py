@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from pipeline.link.profiles import combined_codes
 from pipeline.link.scoring import FIELDS
 
 REASON_VI = {
@@ -42,13 +43,10 @@ def reasons(scored: pd.DataFrame) -> pd.Series:
     integer codes: the combination of each row is one number, with no text compared per row.
     """
     cols = [f"{f}_level" for f in FIELDS]
-    combo = np.zeros(len(scored), dtype=np.int64)
-    for col in cols:
-        codes, uniques = pd.factorize(scored[col], use_na_sentinel=True)   # -1: no level
-        combo = combo * (len(uniques) + 1) + (codes + 1)
-    _, first, inverse = np.unique(combo, return_index=True, return_inverse=True)
+    combo = combined_codes(scored, cols)           # numbered in order of first appearance
+    _, first = np.unique(combo, return_index=True)  # the first pair of each, by number
     text = pa.array(_reason_text(scored.iloc[first][cols]), pa.string())
-    return pd.Series(pd.array(text.take(inverse.reshape(-1)), dtype="string[pyarrow]"), index=scored.index)
+    return pd.Series(pd.array(text.take(combo), dtype="string[pyarrow]"), index=scored.index)
 
 
 def _reason_text(levels: pd.DataFrame) -> np.ndarray:
