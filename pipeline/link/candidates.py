@@ -19,7 +19,7 @@ import pandas as pd
 
 from pipeline.link.encoded import DAY_OFFSET, MAX_KEY, NAT, RegistryCodes, days_of
 from pipeline.link.index import RegistryIndex
-from pipeline.link.keys import codes_in, digit_key
+from pipeline.link.keys import codes_in, digit_key, search_in_order
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +155,7 @@ def _block(profiles: pd.DataFrame, index: RegistryIndex, keys: list[str], reg_ke
            max_block: int) -> pd.DataFrame:
     rule = _rule_keys(index, reg_keys)
     exp = _export_key(index, rule, profiles, keys, reg_keys)
-    # Binary search with the needles sorted: consecutive searches touch the same memory.
-    order = np.argsort(exp)
-    lo, hi = np.empty_like(order), np.empty_like(order)
-    lo[order] = np.searchsorted(rule.keys, exp[order], "left")
-    hi[order] = np.searchsorted(rule.keys, exp[order], "right")
+    lo, hi = search_in_order(rule.keys, exp, ("left", "right"))
     size = hi - lo
     ok = (exp >= 0) & (size > 0) & (size <= max_block)
     counts, starts = size[ok], lo[ok]

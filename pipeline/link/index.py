@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from pipeline.link.keys import add_block_keys, digit_key, place_key
+from pipeline.link.keys import add_block_keys, digit_key, place_key, search_in_order
 from pipeline.normalize.names import default_lexicon, detect_tone_style, name_keys, tone_key
 from pipeline.rules import Rules, default_rules
 
@@ -76,13 +76,7 @@ class RegistryIndex:
         want = digit_key(pd.Series(ids), -1, -1)
         if not len(keys):
             return np.full(len(want), -1, dtype=np.int64)
-        # The IDs looked up in their own sorted order: searched as they come, each search jumps
-        # across the whole key array; sorted, one search starts where the last ended, on pages
-        # already in cache (500,000 IDs against 10 million keys: 0.66 s as they come, 0.09 s).
-        order = np.argsort(want, kind="stable")
-        pos = np.empty(len(want), dtype=np.intp)
-        pos[order] = np.searchsorted(keys, want[order])
-        pos = np.minimum(pos, len(keys) - 1)
+        pos = np.minimum(search_in_order(keys, want)[0], len(keys) - 1)
         return np.where((want >= 0) & (keys[pos] == want), rows[pos], -1).astype(np.int64)
 
     def id_lookup(self, column: str) -> tuple[np.ndarray, np.ndarray]:

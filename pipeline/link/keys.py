@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.text import arrow_text, fold_series, squeeze_spaces, take_text
+
+
+def search_in_order(keys: np.ndarray, needles: np.ndarray,
+                    sides: tuple[Literal["left", "right"], ...] = ("left",)) -> list[np.ndarray]:
+    """`np.searchsorted(keys, needles, side)` for each of `sides`, the needles searched in their own
+    sorted order and the positions put back. Searched as they come, each binary search in a large
+    key array jumps across all of it; sorted, one search starts where the last ended, on pages
+    already in cache (500,000 needles against 10 million keys: 0.66 s as they come, 0.09 s)."""
+    order = np.argsort(needles, kind="stable")
+    ordered = needles[order]
+    out = []
+    for side in sides:
+        pos = np.empty(len(needles), dtype=np.intp)
+        pos[order] = np.searchsorted(keys, ordered, side)
+        out.append(pos)
+    return out
 
 
 def codes_in(dictionary: pd.Index, values: pd.Series) -> np.ndarray:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pandas as pd
 from rapidfuzz.distance import OSA
 
-from pipeline.normalize.distinct import by_distinct
+from pipeline.normalize.distinct import by_distinct, plain_or_repaired
 from pipeline.normalize.encodings import decoders
 from pipeline.rules import Rules, default_rules
 from pipeline.text import extract, fold_series, fold_words
@@ -64,15 +64,16 @@ def normalize_phones(raw: pd.Series, rules: Rules | None = None) -> pd.DataFrame
         # Most cells are a mobile number written as it should be: they are kept as they are, the
         # others repaired (`_repaired_phones`), which would leave these unchanged.
         plain = d.str.fullmatch(PLAIN_PHONE).fillna(False).to_numpy(dtype=bool)
-        kept = pd.DataFrame({"phone": d[plain], "phone_known": pd.Series(True, index=d.index[plain], dtype="boolean")})
-        if plain.all():
-            return kept
-        return pd.concat([kept, _repaired_phones(d[~plain], rules)]).sort_index()
+        return plain_or_repaired(d, plain, _phones_as_written, lambda rest: _repaired_phones(rest, rules))
 
     return by_distinct(raw, run)
 
 
 PLAIN_PHONE = r"0[1-9][0-9]{8}"     # ten digits, a leading 0 and no country code ('0084...' is one)
+
+
+def _phones_as_written(d: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame({"phone": d, "phone_known": pd.Series(True, index=d.index, dtype="boolean")})
 
 
 def _repaired_phones(d: pd.Series, rules: Rules) -> pd.DataFrame:

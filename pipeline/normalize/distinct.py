@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 
 
@@ -24,3 +25,15 @@ def by_distinct(raw: pd.Series, fn: Callable[[pd.Series], pd.DataFrame]) -> pd.D
             out[col] = out[col].astype(table[col].dtype)
     out.index = raw.index
     return out
+
+
+def plain_or_repaired(values: pd.Series, plain: np.ndarray, as_written: Callable[[pd.Series], pd.DataFrame],
+                      repaired: Callable[[pd.Series], pd.DataFrame]) -> pd.DataFrame:
+    """`as_written` on the values marked `plain` (written as they should be: most of them) and
+    `repaired` on the others, in `values`' order. `repaired` must give plain values what
+    `as_written` gives them; it is only the long way."""
+    if plain.all():
+        return as_written(values)
+    if not plain.any():
+        return repaired(values)
+    return pd.concat([as_written(values[plain]), repaired(values[~plain])]).loc[values.index]

@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.normalize.distinct import by_distinct
+from pipeline.normalize.distinct import by_distinct, plain_or_repaired
 from pipeline.rules import Rules, default_rules
 from pipeline.text import WHITESPACE, arrow_text, extract, fold_key, fold_series, regex_replace
 
@@ -130,22 +130,21 @@ def classify_ids(values: pd.Series, rules: Rules | None = None) -> pd.DataFrame:
     length = pc.utf8_length(text)
     plain = pc.fill_null(pc.and_(pc.ascii_is_decimal(text), pc.is_in(length, pa.array([9, 12], length.type))),
                          False).to_numpy(zero_copy_only=False)
-    if plain.all():
-        out = _classify_plain(raw, rules)
-    elif not plain.any():
-        out = _classify_written(raw, rules)
-    else:
-        out = pd.concat([_classify_plain(raw[plain], rules), _classify_written(raw[~plain], rules)]).sort_index()
+    out = plain_or_repaired(raw, plain, lambda d: _classify_plain(d, rules), lambda d: _classify_written(d, rules))
     out = pd.concat([out, decode_personal_ids(out["id_number"].where(out["id_kind"] == "personal"), rules)], axis=1)
     out.index = values.index
     return out
 
 
+def _placeholder(digits: pd.Series, rules: Rules) -> pd.Series:
+    """One digit repeated, or one of the rules' placeholder numbers (False where null)."""
+    return digits.str.fullmatch(_ONE_DIGIT).fillna(False) | digits.isin(rules.placeholder_ids).fillna(False)
+
+
 def _classify_plain(digits: pd.Series, rules: Rules) -> pd.DataFrame:
     """`classify_ids`'s columns for values that are 9 or 12 ASCII digits: personal or old number,
     unless a placeholder (one digit repeated, or one of the rules' placeholder numbers)."""
-    placeholder = (digits.str.fullmatch(_ONE_DIGIT).fillna(False)
-                   | digits.isin(rules.placeholder_ids).fillna(False)).astype(bool)
+    placeholder = _placeholder(digits, rules).astype(bool)
     kind = pd.Series(np.where(digits.str.len() == 12, "personal", "old"), index=digits.index, dtype="string[pyarrow]")
     kind = kind.mask(placeholder, "placeholder")
     reason = pd.Series(pd.NA, index=digits.index, dtype="string[pyarrow]").mask(placeholder, "placeholder")
@@ -157,7 +156,7 @@ def _classify_written(raw: pd.Series, rules: Rules) -> pd.DataFrame:
     """`classify_ids`'s first four columns for any value: spreadsheet damage and labels undone first."""
     blank = raw.isna() | (raw.str.strip() == "") | says_no_id(raw, rules)
     digits, reason, recovered = _repair(raw.mask(blank))
-    placeholder = digits.str.fullmatch(_ONE_DIGIT).fillna(False) | digits.isin(rules.placeholder_ids).fillna(False)
+    placeholder = _placeholder(digits, rules)
     raw_digits = raw.str.replace(r"\.0+$", "", regex=True).str.replace(r"\D", "", regex=True)
     placeholder |= raw_digits.isin(rules.placeholder_ids).fillna(False)
     placeholder |= raw_digits.str.fullmatch(_ONE_DIGIT_6).fillna(False)
