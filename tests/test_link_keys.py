@@ -439,3 +439,24 @@ def test_each_export_person_is_its_first_row_with_its_count_of_rows(picks):
     assert of_row.tolist() == [order.index(k) for k in picks] and of_row.index.tolist() == rows.index.tolist()
     assert prof["n_rows"].tolist() == [picks.count(k) for k in order]
     assert prof["name_fold"].tolist() == [f"row {picks.index(k)}" for k in order]   # carried from the first row
+
+
+def test_case_keys_are_the_stored_hash_of_name_birth_date_year_and_id():
+    # Review decisions are stored under these keys: a faster way of computing them must give the
+    # same bytes, or every officer's decision would be lost at the next run.
+    import hashlib
+
+    from pipeline.reconcile import case_keys
+
+    rows = pd.DataFrame({
+        "name_key": pd.array(["nguyen van an", "trần thị bình", None, "nguyen van an", "lê ánh"], dtype="string[pyarrow]"),
+        "dob_date": pd.to_datetime(["1985-03-05", None, "2001-12-31", "1985-03-05", None]).astype("datetime64[s]"),
+        "dob_year": pd.array([1985, 1990, None, 1985, None], dtype="Int64"),
+        "id_number": pd.array(["079085000123", None, "012345678", "079085000123", None], dtype="string[pyarrow]"),
+    }, index=[10, 11, 12, 13, 14])
+    got = case_keys(rows)
+    texts = ["nguyen van an|1985-03-05|1985|079085000123", "trần thị bình||1990|", "|2001-12-31||012345678",
+             "nguyen van an|1985-03-05|1985|079085000123", "lê ánh|||"]
+    assert got.tolist() == ["X" + hashlib.blake2b(t.encode(), digest_size=8).hexdigest() for t in texts]
+    assert got.index.tolist() == [10, 11, 12, 13, 14] and str(got.dtype) == "string"
+    assert got.iloc[0] == "X4fb915af61282c39"   # pinned: the key of this person in any stored decision
