@@ -3,7 +3,9 @@
 Prints the wall time of a whole CLI run in a fresh process (Prefect's temporary server
 included, as a data officer or the scheduler without a server would see it), split into
 the time until the server answered, the flow itself, and the rest, and the same run again
-when nothing changed (every province reused).
+when nothing changed (every province reused). Then what importing each core
+library costs a fresh process (best of three, Python's own start subtracted):
+the part of the fixed cost that no change to vaxrecon's code can remove.
 
     python -m bench.startup
 """
@@ -37,6 +39,21 @@ def _run(exports: Path, out: Path, *extra: str) -> tuple[float, str]:
     return seconds, proc.stderr
 
 
+LIBRARIES = ("pandas", "pyarrow", "rapidfuzz", "prefect", "great_expectations")
+
+
+def import_seconds(module: str, repeat: int = 3) -> float:
+    """Best wall time of a fresh interpreter importing `module`, less that of one importing nothing."""
+    def best(code: str) -> float:
+        times = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True)
+            times.append(time.perf_counter() - t)
+        return min(times)
+    return best(f"import {module}") - best("pass")
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         exports = Path(tmp) / "exports"
@@ -50,6 +67,9 @@ def main() -> None:
             print(f"{label:<16} whole command {seconds:5.1f} s; Prefect server ready after "
                   f"{float(ready.group(1)) if ready else float('nan'):.1f} s; province work {flow:.1f} s "
                   f"({summary['provinces']['66']['rows']} rows, {rows} files, status {summary['provinces']['66']['status']})")
+    costs = {m: import_seconds(m) for m in LIBRARIES}
+    print("importing, each in a fresh process: " + "; ".join(f"{m} {s:.2f} s" for m, s in costs.items())
+          + f"; all together {import_seconds(', '.join(LIBRARIES)):.2f} s")
 
 
 if __name__ == "__main__":
