@@ -20,11 +20,13 @@ import json
 import logging
 import shutil
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -214,11 +216,43 @@ def index_cache_dir(out: Path) -> Path:
     return out / "cache"
 
 
-@functools.lru_cache(maxsize=1)
+F = TypeVar("F", bound=Callable[..., Any])
+_PROVINCE = threading.Lock()
+_INDEX = threading.Lock()
+
+
+def one_province_at_a_time(stage: F) -> F:
+    """Run `stage` only when no other province's stage runs in this process.
+
+    The stages assume they have the process to themselves: the registry index is loaded once, the
+    collector is frozen and thawed between provinces, each stage's peak memory is reset and read,
+    and two large provinces side by side would not fit the memory a province is planned for. A
+    Dask worker started with several threads (`dask worker` takes one per core) would otherwise
+    run two provinces at once; its other threads wait instead."""
+    @functools.wraps(stage)
+    def alone(*args: Any, **kwargs: Any) -> Any:
+        if not _PROVINCE.acquire(blocking=False):
+            log.info("%s waits: another province is being worked on in this process", stage.__name__)
+            _PROVINCE.acquire()
+        try:
+            return stage(*args, **kwargs)
+        finally:
+            _PROVINCE.release()
+    return alone  # type: ignore[return-value]
+
+
 def index_for(registry: Path, rules_dir: Path, common: str, cache_dir: Path | None = None) -> RegistryIndex:
     """The prepared registry index, once per process: loaded from `cache_dir` when an earlier run
     prepared this registry with these rules and this code, else built (a Dask worker does the same
-    from storage)."""
+    from storage). A caller that comes while it is being loaded waits for that load instead of
+    starting a second one (a province that failed before its index was ready leaves the load
+    running in its thread)."""
+    with _INDEX:
+        return _index_for(registry, rules_dir, common, cache_dir)
+
+
+@functools.lru_cache(maxsize=1)
+def _index_for(registry: Path, rules_dir: Path, common: str, cache_dir: Path | None) -> RegistryIndex:
     t0 = time.perf_counter()
     index = prepared_index(registry, registry_files(registry), rules_for(rules_dir), cache_dir)
     log.info("registry: %d people ready in %.1f s", index.size, time.perf_counter() - t0)
@@ -304,6 +338,7 @@ def _validator(out: Path, rules: Rules, validate: bool) -> tuple[Validator | Non
     return Validator(tmp, load_specs(rules.source_dir)), tmp
 
 
+@one_province_at_a_time
 def prepare_province(code: str, exports: Path, out: Path, rules_dir: Path, registry: Path, common: str,
                      run_date: dt.date, decisions: dict[str, Decision], validate: bool,
                      fingerprint: str) -> ProvinceRun:
@@ -348,6 +383,7 @@ def prepare_province(code: str, exports: Path, out: Path, rules_dir: Path, regis
 
 # ---------------------------------------------------------------- stage 2: dose checks, all provinces
 
+@one_province_at_a_time
 def dose_checks(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date) -> dict[str, str]:
     """Dose codes over all provinces together (a duplicate may cross provinces).
 
@@ -408,6 +444,7 @@ def validate_output(df: pd.DataFrame, code: str, out: Path, rules: Rules, rows_r
     return failed
 
 
+@one_province_at_a_time
 def finish_province(prepared: ProvinceRun, out: Path, rules_dir: Path, registry: Path, common: str,
                     run_date: dt.date, validate: bool, fingerprint: str, run_id: int) -> ProvinceRun:
     """Stage 3 for one province: merge the codes, validate, write corrected records, report and review queue."""

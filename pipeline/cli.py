@@ -63,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--workers", type=int, default=None, metavar="N",
                        help="run provinces in parallel on a local Dask cluster of N worker processes")
     scale.add_argument("--dask-address", default=None, metavar="tcp://HOST:PORT",
-                       help="run provinces on an existing Dask cluster (its workers must see the same files)")
+                       help="run provinces on an existing Dask cluster (its workers must see the same files; "
+                            "a worker process works on one province at a time, so start them with "
+                            "dask worker --nthreads 1)")
 
     review = sub.add_parser("review", help="read back a review queue an officer has filled in",
                             description="Officers answer OUT/review/<PP>.xlsx: in the column QUYẾT ĐỊNH they put the "

@@ -216,6 +216,74 @@ def test_dask_local_cluster_gives_the_same_outputs_as_a_sequential_run(tmp_path)
     _same_outputs(seq, par, ("66", "79"))
 
 
+def test_provinces_run_one_at_a_time_in_a_process_even_on_several_threads(tmp_path, monkeypatch):
+    # A Dask worker started with several threads (`dask worker` takes one per core) runs several
+    # tasks at once. Each province's stages must still have the process to themselves, and the
+    # registry index must be loaded once, not once per thread.
+    import threading
+
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    guard, active, most, loads = threading.Lock(), [0], [0], []
+
+    def alone(real):
+        def inner(*args, **kwargs):
+            with guard:
+                active[0] += 1
+                most[0] = max(most[0], active[0])
+            try:
+                time.sleep(0.3)   # wide enough for a second thread to come in if it could
+                return real(*args, **kwargs)
+            finally:
+                with guard:
+                    active[0] -= 1
+        return inner
+
+    def loading(*args, **kwargs):
+        loads.append(args[0])
+        time.sleep(0.3)
+        return real_index(*args, **kwargs)
+
+    real_index = stages.prepared_index
+    monkeypatch.setattr(stages, "link", alone(stages.link))
+    monkeypatch.setattr(stages, "write_report", alone(stages.write_report))
+    monkeypatch.setattr(stages, "prepared_index", loading)
+    stages._index_for.cache_clear()   # earlier tests may have loaded this registry already
+    exports = _exports(tmp_path)
+    threaded = nightly_reconciliation.with_options(task_runner=ThreadPoolTaskRunner(max_workers=2))
+    summary = threaded(SAMPLE / "registry.parquet", exports, tmp_path / "par", run_date=RUN_DATE, validate=False)
+    assert summary["exit_code"] == 0
+    assert most[0] == 1, "two provinces were worked on at once in one process"
+    assert len(loads) == 1, f"the registry index was loaded {len(loads)} times"
+    _run(exports, tmp_path / "seq")
+    _same_outputs(tmp_path / "seq", tmp_path / "par", ("66", "79"))
+
+
+def test_a_second_caller_waits_for_the_registry_index_being_loaded(tmp_path, monkeypatch):
+    # A province that fails before its index is ready leaves the load running in its thread; the
+    # next province's loader must wait for it, not load a second copy beside it.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.rules import DEFAULT_RULES_DIR
+
+    loads = []
+
+    def loading(*args, **kwargs):
+        loads.append(args[0])
+        time.sleep(0.5)
+        return real_index(*args, **kwargs)
+
+    real_index = stages.prepared_index
+    monkeypatch.setattr(stages, "prepared_index", loading)
+    stages._index_for.cache_clear()
+    call = (SAMPLE / "registry.parquet", DEFAULT_RULES_DIR, "digest", tmp_path / "cache")
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.submit(stages.index_for, *call), pool.submit(stages.index_for, *call)
+        assert first.result() is second.result()
+    assert len(loads) == 1
+    stages._index_for.cache_clear()   # its "digest" is not a real run's
+
+
 def _cli(out: Path, log: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # its own temporary server, as in production
     cmd = [sys.executable, "-m", "pipeline.cli", "run", "--registry", str(SAMPLE / "registry.parquet"),
