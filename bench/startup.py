@@ -42,16 +42,14 @@ def _run(exports: Path, out: Path, *extra: str) -> tuple[float, str]:
 LIBRARIES = ("pandas", "pyarrow", "rapidfuzz", "prefect", "great_expectations")
 
 
-def import_seconds(module: str, repeat: int = 3) -> float:
-    """Best wall time of a fresh interpreter importing `module`, less that of one importing nothing."""
-    def best(code: str) -> float:
-        times = []
-        for _ in range(repeat):
-            t = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], check=True)
-            times.append(time.perf_counter() - t)
-        return min(times)
-    return best(f"import {module}") - best("pass")
+def fresh_interpreter_seconds(code: str, repeat: int = 3) -> float:
+    """Best wall time of a fresh interpreter running `code`."""
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        times.append(time.perf_counter() - t)
+    return min(times)
 
 
 def main() -> None:
@@ -67,9 +65,11 @@ def main() -> None:
             print(f"{label:<16} whole command {seconds:5.1f} s; Prefect server ready after "
                   f"{float(ready.group(1)) if ready else float('nan'):.1f} s; province work {flow:.1f} s "
                   f"({summary['provinces']['66']['rows']} rows, {rows} files, status {summary['provinces']['66']['status']})")
-    costs = {m: import_seconds(m) for m in LIBRARIES}
+    start = fresh_interpreter_seconds("pass")   # the interpreter's own start, taken off each import
+    costs = {m: fresh_interpreter_seconds(f"import {m}") - start for m in LIBRARIES}
+    together = fresh_interpreter_seconds(f"import {', '.join(LIBRARIES)}") - start
     print("importing, each in a fresh process: " + "; ".join(f"{m} {s:.2f} s" for m, s in costs.items())
-          + f"; all together {import_seconds(', '.join(LIBRARIES)):.2f} s")
+          + f"; all together {together:.2f} s")
 
 
 if __name__ == "__main__":
