@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.link.index import RegistryIndex
 from pipeline.link.keys import codes_in, digit_key
@@ -50,6 +51,16 @@ def name_rest(name_fold: pd.Series) -> pd.Series:
 def name_fold_text(people: pd.DataFrame) -> pa.ChunkedArray:
     """The registry's folded names as Arrow text (sharing the frame's buffers)."""
     return pa.chunked_array([pa.array(people["name_fold"].astype("string[pyarrow]").array)])
+
+
+def counts_of(dictionary: pd.Index, counts: pa.Table) -> np.ndarray:
+    """The count of each dictionary entry in a table of (value, count); 0 where it has none."""
+    entries = pa.array(dictionary.astype("string[pyarrow]", copy=False).array)
+    values = counts.column("value").combine_chunks()
+    at = pc.index_in(entries, value_set=values.cast(entries.type) if values.type != entries.type else values)
+    known = counts.column("count").combine_chunks().to_numpy(zero_copy_only=False).astype(np.int64)
+    pos = at.fill_null(-1).to_numpy(zero_copy_only=False)
+    return np.where(pos >= 0, known[np.maximum(pos, 0)] if len(known) else 0, 0)
 
 
 def days_of(values: pd.Series) -> np.ndarray:
@@ -103,9 +114,13 @@ class RegistryCodes:
         for col in DIGIT_KEYS:
             key = index.digit_keys(col)
             codes[col] = np.where(key >= 0, key, NULL_REGISTRY)
-        n = max(len(people), 1)
+        n = max(index.population, 1)
+        # A part of a partitioned registry carries the whole registry's counts of its names.
+        whole: dict[str, pa.Table] = index._lookups.get("name_counts", {})
 
         def freq(col: str) -> np.ndarray:   # name keys only: they have dictionaries
+            if col in whole:
+                return counts_of(dictionaries[col], whole[col]) / n
             c = codes[col]
             return np.bincount(c[c >= 0], minlength=len(dictionaries[col])) / n
 

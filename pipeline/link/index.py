@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ KEY_ONLY = ("province_code", "name_key", "district", "ward", "phone", "family_fo
             "place_fold", "name_sorted", "name_joined", "dob_md", "household_id")
 REQUIRED = ("person_id", "old_id", "full_name", "date_of_birth", "birth_year", "sex", "province_code")
 OPTIONAL = ("district", "ward", "household_id", "phone")
+STORE_FILE = "store.json"     # marks a folder as a registry partitioned by blocking key
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,14 @@ class RegistryIndex:
 
     @property
     def size(self) -> int:
+        """The people held here (row numbers run from 0 to size - 1)."""
         return len(self.people)
+
+    @property
+    def population(self) -> int:
+        """The people of the whole registry: `size`, unless this index holds only the part of a
+        partitioned registry that a province's keys reach (`pipeline.link.store`)."""
+        return int(self._lookups.get("population", len(self.people)))
 
     def compact(self, blocking: list[dict]) -> int:
         """Drop the key-only text columns once the scoring codes exist and every rule's sorted keys,
@@ -108,6 +117,11 @@ def registry_people(path: Path | str) -> int:
     path = Path(path)
     if not path.exists():
         raise RegistryError(f"registry not found: {path}")
+    if (path / STORE_FILE).is_file():    # a registry partitioned by blocking key (`pipeline.link.store`)
+        try:
+            return int(json.loads((path / STORE_FILE).read_text(encoding="utf-8"))["population"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise RegistryError(f"partitioned registry {path}: {STORE_FILE} cannot be read: {exc}") from exc
     try:
         dataset = ds.dataset(path, format="parquet")
         missing = [c for c in REQUIRED if c not in set(dataset.schema.names)]
@@ -132,6 +146,12 @@ def read_registry(path: Path | str) -> pd.DataFrame:
         table = dataset.to_table(columns=[c for c in (*REQUIRED, *OPTIONAL) if c in names])
     except (pa.ArrowException, OSError) as exc:
         raise RegistryError(f"registry {path} cannot be read: {exc}") from exc
+    return registry_frame(table)
+
+
+def registry_frame(table: pa.Table) -> pd.DataFrame:
+    """Registry rows read by Arrow as the index holds them: text as Arrow strings, dates as
+    datetime64[s], birth years as Int16, the optional columns present (null where not given)."""
     dob = table.column("date_of_birth")
     table = table.drop_columns(["date_of_birth"])
     frame = table.to_pandas(types_mapper=pd.ArrowDtype)
@@ -193,8 +213,9 @@ def _pair_agreement_within(people: pd.DataFrame, group: str, column: str) -> flo
     return same / pairs if pairs else 0.0
 
 
-def build_index(registry: pd.DataFrame, rules: Rules | None = None) -> RegistryIndex:
-    """Compute name keys (each distinct name once) and frequencies."""
+def build_index(registry: pd.DataFrame, rules: Rules | None = None, agreements: bool = True) -> RegistryIndex:
+    """Compute name keys (each distinct name once) and frequencies. Without `agreements`, the chance
+    agreements are left empty (a part of a registry: they are the whole registry's, computed apart)."""
     rules = rules or default_rules()
     people = registry.reset_index(drop=True).copy()
     codes, uniques = pd.factorize(people["full_name"])
@@ -208,18 +229,38 @@ def build_index(registry: pd.DataFrame, rules: Rules | None = None) -> RegistryI
     style = detect_tone_style(pd.Series(uniques[: 200_000]).astype(str))
     # The IDs' and phones' digit keys serve the agreements here and the integer codes later.
     digits = {col: digit_key(people[col], -1, -2) for col in ("person_id", "phone")}
-    agreement = {col: _chance_agreement(people[col], digits.get(col))
-                 for col in ("sex", "place_fold", "phone", "date_of_birth", "person_id", "household_id")}
-    agreement["date_of_birth|name"] = _pair_agreement_within(people, "name_fold", "date_of_birth")
-    # Unique numbers agree by chance exactly 1/N of the time: more means some are shared.
-    if agreement["person_id"] * len(people) > 1 + 1e-9:
-        log.warning("registry: person_id is not unique (contract 1.1): some numbers belong to more than one row; "
-                    "a dose linked to such a number cannot tell them apart")
+    agreement = chance_agreements(people, digits) if agreements else {}
     index = RegistryIndex(people, style, agreement)
     for col, key in digits.items():
         key[key == -2] = -1            # as RegistryIndex.digit_keys has them: -1 where missing or not digits
         index._lookups[("digit_keys", col)] = key
     return index
+
+
+AGREEMENT_COLUMNS = ("sex", "place_fold", "phone", "date_of_birth", "person_id", "household_id")
+
+
+def chance_agreements(people: pd.DataFrame, digits: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+    """P(two random registry people agree) on each of `AGREEMENT_COLUMNS`, and on the date of birth
+    among people of the same folded name. `digits`: the digit keys of person_id and phone
+    (`digit_key(values, -1, -2)`), computed here where not given. Each value reads only its own
+    columns, so a registry too large to hold whole can give them one column at a time."""
+    digits = digits if digits is not None else {}
+    agreement = {}
+    for col in AGREEMENT_COLUMNS:
+        if col not in people:
+            continue
+        key = digits.get(col)
+        if key is None and col in ("person_id", "phone"):
+            key = digit_key(people[col], -1, -2)
+        agreement[col] = _chance_agreement(people[col], key)
+    if "name_fold" in people and "date_of_birth" in people:
+        agreement["date_of_birth|name"] = _pair_agreement_within(people, "name_fold", "date_of_birth")
+    # Unique numbers agree by chance exactly 1/N of the time: more means some are shared.
+    if "person_id" in agreement and agreement["person_id"] * len(people) > 1 + 1e-9:
+        log.warning("registry: person_id is not unique (contract 1.1): some numbers belong to more than one row; "
+                    "a dose linked to such a number cannot tell them apart")
+    return agreement
 
 
 def _swap(dob: pd.Series) -> pd.Series:
