@@ -41,6 +41,7 @@ from flows.reconcile import (
 )
 from pipeline.link.index import registry_people
 from pipeline.link.prepared import wait_for_writes
+from pipeline.link.store import RegistryStore, is_store
 from pipeline.output import clean_leftovers, write_json
 from pipeline.rules import ALL_CODES, DEFAULT_RULES_DIR, STATUSES
 from pipeline.state import StateStore, default_url
@@ -125,6 +126,8 @@ def nightly_reconciliation(registry: str | Path, exports: str | Path, out: str |
     rules_dir = Path(rules).resolve() if rules else DEFAULT_RULES_DIR
     rules_for(rules_dir)  # a bad rules folder fails here, before any work, with every problem listed
     people = registry_people(registry)   # an unusable registry fails the run here (exit 1)
+    if is_store(registry):
+        RegistryStore.open(registry, rules_for(rules_dir))   # so does a partitioned one built for other rules or code
     if (stale := clean_leftovers(out)):
         log.warning("removed %d half-written files left by an interrupted run", stale)
     store = StateStore(state or default_url(out))

@@ -40,9 +40,10 @@ from pipeline.doses import dose_flags
 from pipeline.ingest import IngestError, ReadResult, read_export
 from pipeline.link.index import RegistryIndex
 from pipeline.link.prepared import prepared_index
+from pipeline.link.store import RegistryStore, is_store
 from pipeline.memory import peak_gb, release, reset_peak
 from pipeline.output import quarantine, replace_dir, tree_digest, write_json, write_parquet
-from pipeline.reconcile import apply_decisions, assemble, link, normalise, to_arrow
+from pipeline.reconcile import apply_decisions, assemble, link, normalise, reachable_index, to_arrow
 from pipeline.report import write_report
 from pipeline.review import write_review
 from pipeline.rules import ALL_CODES, STATUSES, Rules, load_rules
@@ -241,18 +242,25 @@ def one_province_at_a_time(stage: F) -> F:
     return alone  # type: ignore[return-value]
 
 
-def index_for(registry: Path, rules_dir: Path, common: str, cache_dir: Path | None = None) -> RegistryIndex:
+def index_for(registry: Path, rules_dir: Path, common: str,
+              cache_dir: Path | None = None) -> RegistryIndex | RegistryStore:
     """The prepared registry index, once per process: loaded from `cache_dir` when an earlier run
     prepared this registry with these rules and this code, else built (a Dask worker does the same
     from storage). A caller that comes while it is being loaded waits for that load instead of
     starting a second one (a province that failed before its index was ready leaves the load
-    running in its thread)."""
+    running in its thread). A registry partitioned by blocking key (`vaxrecon partition-registry`)
+    is opened instead: each province then reads only the people its keys reach."""
     with _INDEX:
         return _index_for(registry, rules_dir, common, cache_dir)
 
 
 @functools.lru_cache(maxsize=1)
-def _index_for(registry: Path, rules_dir: Path, common: str, cache_dir: Path | None) -> RegistryIndex:
+def _index_for(registry: Path, rules_dir: Path, common: str, cache_dir: Path | None) -> RegistryIndex | RegistryStore:
+    if is_store(registry):
+        store = RegistryStore.open(registry, rules_for(rules_dir))
+        log.info("registry: partitioned by blocking key, %d people; each province reads the people its keys reach",
+                 store.size)
+        return store
     t0 = time.perf_counter()
     index = prepared_index(registry, registry_files(registry), rules_for(rules_dir), cache_dir)
     log.info("registry: %d people ready in %.1f s", index.size, time.perf_counter() - t0)
@@ -358,9 +366,11 @@ def prepare_province(code: str, exports: Path, out: Path, rules_dir: Path, regis
         with StageTimer(t, "ingest", run.stage_peak_gb):
             raw = ingest_province(run, exports, out, rules, validator)
         with StageTimer(t, "index", run.stage_peak_gb):
-            index = pending.result()
+            source = pending.result()
         with StageTimer(t, "normalise", run.stage_peak_gb):
-            norm = normalise(raw, rules, run_date, index.tone_style, index.lexicon(rules))
+            norm = normalise(raw, rules, run_date, source.tone_style, source.lexicon(rules))
+        with StageTimer(t, "index", run.stage_peak_gb):
+            index = source if isinstance(source, RegistryIndex) else reachable_index(norm, source, decisions)
         with StageTimer(t, "link", run.stage_peak_gb):
             result = link(norm, index, rules)
             run.decisions = apply_decisions(result, decisions, index)
@@ -444,13 +454,19 @@ def validate_output(df: pd.DataFrame, code: str, out: Path, rules: Rules, rows_r
     return failed
 
 
+def review_candidates(table: pa.Table) -> pd.Series:
+    """The person IDs that the corrected table lists as candidates of review rows, each once."""
+    ids = pc.unique(pc.drop_null(pc.list_flatten(table.column("candidate_ids"))))
+    return pd.Series(pd.array(ids.cast(pa.string()), dtype="string[pyarrow]"))
+
+
 @one_province_at_a_time
 def finish_province(prepared: ProvinceRun, out: Path, rules_dir: Path, registry: Path, common: str,
                     run_date: dt.date, validate: bool, fingerprint: str, run_id: int) -> ProvinceRun:
     """Stage 3 for one province: merge the codes, validate, write corrected records, report and review queue."""
     release(freeze=True)
     rules = rules_for(rules_dir)
-    index = index_for(registry, rules_dir, common, index_cache_dir(out))
+    source = index_for(registry, rules_dir, common, index_cache_dir(out))
     run = ProvinceRun.from_json(prepared.to_json())
     code = run.code
     with StageTimer(run.stage_seconds, "validate", run.stage_peak_gb):
@@ -471,6 +487,7 @@ def finish_province(prepared: ProvinceRun, out: Path, rules_dir: Path, registry:
         # The report is mostly Arrow kernels and compression, which leave the interpreter free, so
         # the review queue, the corrected file and then the report's CSV copies are written beside
         # it in a second thread.
+        index = source if isinstance(source, RegistryIndex) else source.with_ids(review_candidates(table))
         review = beside.submit(write_review, df, code, out / "review" / f"{code}.xlsx", index)
         corrected = beside.submit(write_parquet, table, out / "corrected" / f"{code}.parquet")
         write_report(df, code, out / "reports" / code, rules, run_date, run.files_read, run.files_quarantined,

@@ -1,4 +1,4 @@
-"""Command line: `vaxrecon run`, `review apply`, `serve`, `dashboard`, `synth`."""
+"""Command line: `vaxrecon run`, `partition-registry`, `review apply`, `serve`, `dashboard`, `synth`."""
 
 from __future__ import annotations
 
@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "are unchanged (safe to delete: it is rebuilt). "
                                      "Exit status: 0 all done; 3 done, but some files were "
                                      "quarantined or a province failed; 2 usage error; 1 nothing could be done.")
-    run.add_argument("--registry", required=True, type=Path, help="registry Parquet file or folder of Parquet files")
+    run.add_argument("--registry", required=True, type=Path,
+                     help="registry Parquet file or folder of Parquet files, or a registry partitioned by "
+                          "`vaxrecon partition-registry` (for registries too large to load whole)")
     run.add_argument("--exports", required=True, type=Path, help="folder with one sub-folder per province (01, 79, ...)")
     run.add_argument("--out", required=True, type=Path, help="folder for the results (created if missing)")
     run.add_argument("--province", action="append", type=_province_list, default=None, metavar="PP",
@@ -66,6 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run provinces on an existing Dask cluster (its workers must see the same files; "
                             "a worker process works on one province at a time, so start them with "
                             "dask worker --nthreads 1)")
+
+    part = sub.add_parser(
+        "partition-registry", help="write the registry partitioned by blocking key, for registries too large to load",
+        description="Write the registry once, a chunk at a time, as files partitioned by blocking key (the keys "
+                    "that link a dose to a person: ID, name and date of birth, ...), with the whole registry's "
+                    "statistics. Give the folder to `vaxrecon run --registry STORE`: each province then reads only "
+                    "the people its keys reach, instead of the whole registry, and gets the same results. Build it "
+                    "again whenever the registry, the rules or vaxrecon change (the run says so if it is stale). "
+                    "Exit status: 0 written; 1 the registry cannot be used; 2 usage error.")
+    part.add_argument("--registry", required=True, type=Path, help="registry Parquet file or folder of Parquet files")
+    part.add_argument("--store", required=True, type=Path,
+                      help="folder to write (replaced once the new one is complete)")
+    part.add_argument("--rules", type=Path, default=None, help="rules folder (default: the project's rules/)")
+    part.add_argument("--chunk-rows", type=int, default=2_000_000, metavar="N",
+                      help="people read and keyed at a time (default 2000000: about 2 GB of memory)")
 
     review = sub.add_parser("review", help="read back a review queue an officer has filled in",
                             description="Officers answer OUT/review/<PP>.xlsx: in the column QUYẾT ĐỊNH they put the "
@@ -177,6 +194,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_partition(args: argparse.Namespace) -> int:
+    from pipeline.link.index import RegistryError
+    from pipeline.link.store import build_store
+    from pipeline.rules import DEFAULT_RULES_DIR, RulesError, load_rules
+
+    log = logging.getLogger("vaxrecon")
+    if args.chunk_rows < 1:
+        log.error("--chunk-rows must be at least 1")
+        return EXIT_USAGE
+    try:
+        rules = load_rules(args.rules.resolve() if args.rules else DEFAULT_RULES_DIR)
+        meta = build_store(args.registry, args.store, rules, args.chunk_rows)
+    except (RegistryError, RulesError) as exc:
+        log.error("%s", exc)
+        return EXIT_FAILED
+    log.info("partitioned registry of %d people written to %s; run with --registry %s", meta["population"],
+             args.store, args.store)
+    return EXIT_OK
+
+
 def cmd_review(args: argparse.Namespace) -> int:
     from pipeline.review import ReviewFileError, read_decisions
     from pipeline.state import StateStore, default_url
@@ -243,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
     _setup_logging(args.verbose)
     handlers = {"run": cmd_run, "synth": cmd_synth, "review": cmd_review, "serve": cmd_serve,
-                "dashboard": cmd_dashboard}
+                "dashboard": cmd_dashboard, "partition-registry": cmd_partition}
     return handlers[args.command](args)
 
 

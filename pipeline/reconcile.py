@@ -21,6 +21,7 @@ from pipeline.link.keys import place_key
 from pipeline.link.persons import pool_export_persons
 from pipeline.link.profiles import build_profiles
 from pipeline.link.scoring import score_pairs
+from pipeline.link.store import RegistryStore
 from pipeline.normalize.records import normalize_exports
 from pipeline.rules import PERSON_CODES, Rules
 from pipeline.state import Decision
@@ -87,6 +88,15 @@ def find_candidates(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> C
     return Candidates(rejected, reasons, profiles, profile_of_row, pairs)
 
 
+def reachable_index(norm: pd.DataFrame, store: RegistryStore, decisions: dict[str, Decision]) -> RegistryIndex:
+    """From a registry partitioned by blocking key, the index of the people that the export persons
+    of `norm` can be linked to (and of those the reviewers' decisions name): the same blocks,
+    scores and decisions as the whole registry gives them (`pipeline.link.store`)."""
+    profiles, _ = build_profiles(norm[reject_reasons(norm).isna().to_numpy()])
+    named = pd.Series([d.decision for d in decisions.values() if d.decision != "none"], dtype="string[pyarrow]")
+    return store.index_for(profiles, named)
+
+
 def link(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> LinkResult:
     """Group rows into export persons, find candidates, score, decide; map back to rows."""
     model = rules.matching
@@ -94,7 +104,7 @@ def link(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> LinkResult:
     rejected, profiles, profile_of_row, pairs = cand.rejected, cand.profiles, cand.profile_of_row, cand.pairs
     scored = score_pairs(pairs, profiles, index, model)
     index.compact(model["blocking"])   # the registry's key-only columns are not needed any more
-    decisions = decide(profiles, scored, model, index.size)
+    decisions = decide(profiles, scored, model, index.population)
     del scored
     decisions = resolve_conflicts(decisions, profiles)
     decisions = pool_export_persons(profiles, decisions, index)

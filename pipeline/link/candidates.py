@@ -157,7 +157,10 @@ def _block(profiles: pd.DataFrame, index: RegistryIndex, keys: list[str], reg_ke
     exp = _export_key(index, rule, profiles, keys, reg_keys)
     lo, hi = search_in_order(rule.keys, exp, ("left", "right"))
     size = hi - lo
-    ok = (exp >= 0) & (size > 0) & (size <= max_block)
+    # An index of part of a partitioned registry knows each block's size in the whole registry: a
+    # block is skipped as the whole registry would skip it (`pipeline.link.store`).
+    whole = index._lookups.get("block_sizes", {}).get(tuple(reg_keys))
+    ok = (exp >= 0) & (size > 0) & ((size if whole is None else whole(profiles, keys)) <= max_block)
     counts, starts = size[ok], lo[ok]
     owners = profiles.index.to_numpy()[ok]
     total = int(counts.sum())

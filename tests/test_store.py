@@ -1,0 +1,131 @@
+"""A registry partitioned by blocking key gives each province what the whole registry gives it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.cli import main
+from pipeline.ingest import read_export
+from pipeline.link.index import RegistryError, build_index, load_index, registry_people
+from pipeline.link.store import RegistryStore, build_store
+from pipeline.reconcile import assemble, find_candidates, link, normalise, reachable_index
+from pipeline.rules import load_rules
+
+from .conftest import RUN_DATE, SAMPLE
+from .test_flow import _same_outputs
+from .test_link import REG, RUN
+
+SAMPLE_PEOPLE = pq.read_metadata(SAMPLE / "registry.parquet").num_rows
+
+
+def _province_rows(code: str, rules) -> pd.DataFrame:
+    frames = []
+    for path in sorted((SAMPLE / "exports" / code).iterdir()):
+        try:
+            frame = read_export(path, rules).frame
+        except Exception:   # the sample's unreadable files
+            continue
+        frames.append(frame.assign(source_file=f"{code}/{path.name}"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_a_run_against_the_partitioned_registry_writes_what_the_whole_registry_gives(sample_run, tmp_path):
+    code, reference = sample_run
+    store = tmp_path / "store"
+    assert main(["partition-registry", "--registry", str(SAMPLE / "registry.parquet"), "--store", str(store),
+                 "--chunk-rows", str(SAMPLE_PEOPLE // 3 + 1)]) == 0
+    assert len(json.loads((store / "store.json").read_text(encoding="utf-8"))["parts"]) == 3
+    assert registry_people(store) == SAMPLE_PEOPLE
+    out = tmp_path / "out"
+    assert main(["run", "--registry", str(store), "--exports", str(SAMPLE / "exports"), "--out", str(out),
+                 "--run-date", RUN_DATE.isoformat()]) == code
+    _same_outputs(reference, out, ("01", "66", "79"))
+    ran, ref = (json.loads((d / "run.json").read_text(encoding="utf-8")) for d in (out, reference))
+    assert ran["registry"]["people"] == ref["registry"]["people"] == SAMPLE_PEOPLE
+    for key in ("rows_by_status", "rows_by_code", "review_cases", "validation_failures"):
+        assert {c: p[key] for c, p in ran["provinces"].items()} == {c: p[key] for c, p in ref["provinces"].items()}
+
+
+def test_a_province_reads_part_of_the_registry_with_the_whole_registrys_statistics(tmp_path, rules):
+    store = tmp_path / "store"
+    build_store(SAMPLE / "registry.parquet", store, rules, chunk_rows=SAMPLE_PEOPLE // 4 + 1)
+    whole = load_index(SAMPLE / "registry.parquet", rules)
+    opened = RegistryStore.open(store, rules)
+    assert opened.size == whole.size
+    assert opened.tone_style == whole.tone_style
+    assert opened.lexicon(rules) == whole.lexicon(rules)
+    assert opened.meta["chance_agreement"] == whole.chance_agreement
+
+    raw = _province_rows("66", rules)
+    norm = normalise(raw, rules, RUN_DATE, whole.tone_style, whole.lexicon(rules))
+    part = reachable_index(norm, opened, {})
+    assert part.population == whole.size
+    assert 0 < part.size < whole.size / 2          # the province reaches a part of the registry
+    ours, theirs = (assemble(raw, link(norm, index, rules), index, "66") for index in (part, whole))
+    pd.testing.assert_frame_equal(ours, theirs)
+
+
+def test_a_block_the_whole_registry_skips_is_skipped_though_the_part_holds_few_of_its_people(tmp_path, rules):
+    # 50 namesakes born in 1985 (over name_year's max_block of 40; 30 share the sex: over name_sex's
+    # 25), 3 of them on the export person's day. A second export person wrote the ID of one more
+    # of them, who is thus in the part read, though not reachable by the first one's blocks.
+    sons = [(f"0010850{i:05d}", None, "Trịnh Văn Sơn", "1985-03-03" if i < 3 else f"1985-{1 + i % 12:02d}-{10 + i % 18}",
+             1985, "M" if i < 30 else "F", "01", "Quận 9", f"Phường {i}", f"HKS{i}", None) for i in range(50)]
+    reg = pd.concat([REG, REG.iloc[:0].pipe(lambda e: pd.DataFrame(sons, columns=e.columns))], ignore_index=True)
+    reg["date_of_birth"] = pd.to_datetime(reg["date_of_birth"]).astype("datetime64[s]")
+    reg["birth_year"] = reg["birth_year"].astype("Int16")
+    path = tmp_path / "registry.parquet"
+    reg.to_parquet(path)
+    store = tmp_path / "store"
+    build_store(path, store, rules, chunk_rows=1000)
+    raw = pd.DataFrame({"full_name": ["Trịnh Văn Sơn", "Lò Văn Sáu"], "date_of_birth": ["03/03/1985", "01/01/1960"],
+                        "sex": ["Nam", "Nam"], "id_number": [None, sons[40][0]]})
+    for c in ("phone", "ward", "district", "address", "dose_date", "dose_number", "vaccine", "lot_number", "site"):
+        raw[c] = None
+    raw = raw.astype("string[pyarrow]").assign(source_file="01/t.csv", source_row=[2, 3])
+    whole = build_index(reg, rules)
+    norm = normalise(raw, rules, RUN, whole.tone_style, whole.lexicon(rules))
+    part = reachable_index(norm, RegistryStore.open(store, rules), {})
+    assert sons[40][0] in set(part.people["person_id"])
+
+    def pairs(index):
+        found = find_candidates(norm, index, rules).pairs
+        ids = index.people["person_id"].to_numpy()[found["row"].to_numpy()]
+        return sorted(zip(found["profile"], ids, found["via"].astype(str), strict=True))
+
+    assert pairs(part) == pairs(whole)
+    assert len({p for p in pairs(whole) if p[0] == pairs(whole)[0][0]}) == 3     # the three born that day
+    del part._lookups["block_sizes"]      # judged by the part's own block sizes instead:
+    assert pairs(part) != pairs(whole)    # name_year's block of 4 would not be skipped
+
+
+def test_a_partitioned_registry_built_with_other_rules_is_refused(tmp_path, rules):
+    store = tmp_path / "store"
+    build_store(SAMPLE / "registry.parquet", store, rules, chunk_rows=SAMPLE_PEOPLE)
+    changed = tmp_path / "rules"
+    shutil.copytree(rules.source_dir, changed)
+    with open(changed / "matching.yaml", "a", encoding="utf-8") as fh:
+        fh.write("\n# changed\n")
+    with pytest.raises(RegistryError, match="built with other rules"):
+        RegistryStore.open(store, load_rules(changed))
+    out = tmp_path / "out"
+    assert main(["run", "--registry", str(store), "--exports", str(SAMPLE / "exports"), "--out", str(out),
+                 "--rules", str(changed), "--no-validate"]) == 1
+    assert not (out / "corrected").exists()
+
+
+def test_partition_registry_refuses_what_it_cannot_use(tmp_path, capsys):
+    assert main(["partition-registry", "--registry", str(tmp_path / "none.parquet"), "--store", str(tmp_path / "s")]) == 1
+    pd.DataFrame({"person_id": ["1"]}).to_parquet(tmp_path / "bad.parquet")
+    assert main(["partition-registry", "--registry", str(tmp_path / "bad.parquet"), "--store", str(tmp_path / "s")]) == 1
+    assert not (tmp_path / "s").exists() and not (tmp_path / "s.building").exists()
+    assert main(["partition-registry", "--registry", str(SAMPLE / "registry.parquet"), "--store", str(tmp_path / "s"),
+                 "--chunk-rows", "0"]) == 2
+    capsys.readouterr()
+    assert main(["partition-registry", "--help"]) == 0
+    assert "--registry STORE" in capsys.readouterr().out
