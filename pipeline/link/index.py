@@ -188,7 +188,12 @@ def _chance_agreement(values: pd.Series, digits: np.ndarray | None = None) -> fl
     else:
         counts = np.concatenate([np.unique(digits[digits >= 0], return_counts=True)[1],
                                  _value_counts(values[digits == -2])])
-    shares = np.sort(counts)[::-1] / max(len(values), 1)   # the order pandas' value_counts sums them in
+    return chance_from_counts(counts, len(values))
+
+
+def chance_from_counts(counts: np.ndarray, people: int) -> float:
+    """The sum of squared shares of values held by `counts` people each, among `people`."""
+    shares = np.sort(counts)[::-1] / max(people, 1)   # the order pandas' value_counts sums them in
     return float((shares ** 2).sum())
 
 
@@ -207,7 +212,13 @@ def _pair_agreement_within(people: pd.DataFrame, group: str, column: str) -> flo
     sizes = np.bincount(g[g >= 0]).astype(np.float64)
     both_known = (g >= 0) & (v >= 0)
     both = np.unique(g[both_known] * (int(v.max(initial=-1)) + 1) + v[both_known], return_counts=True)[1]
-    both = both.astype(np.float64)
+    return pair_agreement_from_counts(sizes, both)
+
+
+def pair_agreement_from_counts(groups: np.ndarray, both: np.ndarray) -> float:
+    """P(two people agree on a value | they share a group), from the groups' sizes and the sizes of
+    the (group, value) combinations."""
+    sizes, both = np.asarray(groups, dtype=np.float64), np.asarray(both, dtype=np.float64)
     pairs = float((sizes * (sizes - 1) / 2).sum())
     same = float((both * (both - 1) / 2).sum())
     return same / pairs if pairs else 0.0

@@ -11,8 +11,10 @@ chunks, as:
   person is computed the same way from its own values, with no registry
   dictionary in memory.
 - ``people/part-N.parquet``: the registry's rows as given, with their row number.
-- ``names/part-N.parquet``: each person's folded name, name key and place key;
-  ``counts/*.parquet``: how many people have each folded name and name key.
+- ``attributes/*.int64``: per person, by row, what decides whether a candidate
+  is sure (IDs, folded name, date of birth): read by memory map, a few rows at
+  a time.
+- ``counts/*.parquet``: how many people have each folded name and name key.
 - ``store.json``: the whole registry's size, chance agreements, tone style and
   name lexicon, and the digests of the rules and code the keys were built with.
 
@@ -24,9 +26,10 @@ key with an export person is in it, so every block is whole: blocking (block
 sizes included), scoring and decisions are the same as against the whole
 registry. A hash collision can only add a person no block reaches.
 
-Memory: one chunk while the store is built (besides one column of the whole
-registry while its statistics are counted); at night, one map file at a time
-and the people the province's keys reach.
+Memory: while the store is built, one chunk, the distinct values of the
+counted columns (names, places, dates) and, one map at a time, that map's keys
+(8 bytes a person) to count them; at night, one map file at a time and the
+people the province's keys reach.
 """
 
 from __future__ import annotations
@@ -49,16 +52,16 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from pipeline.link.candidates import KeyPart, _day_codes, _encode
-from pipeline.link.encoded import DIGIT_KEYS, MAX_KEY, RegistryCodes
+from pipeline.link.encoded import DIGIT_KEYS, MAX_KEY, NAT, RegistryCodes, days_of
 from pipeline.link.index import (
     OPTIONAL,
     REQUIRED,
     STORE_FILE,
     RegistryError,
     RegistryIndex,
-    _dates,
     build_index,
-    chance_agreements,
+    chance_from_counts,
+    pair_agreement_from_counts,
     registry_frame,
 )
 from pipeline.link.keys import digit_key
@@ -71,6 +74,8 @@ VERSION = 1
 MIX = np.uint64(0x9E3779B97F4A7C15)     # combines the parts of a key (odd: a bijection mod 2^64)
 ID_MAPS = (("person_id",), ("old_id",))
 HOUSEHOLD = ("household_id",)
+PHONE, NAME_DOB = ("phone",), ("name_fold", "date_of_birth")    # counted for the chance agreements
+COUNTED = ("sex", "place_fold", "date_of_birth", "name_fold", "name_key")   # value counts merged over chunks
 PERSON_KEY_PARTS = ("pid_head", "pid_tail")
 
 
@@ -88,9 +93,10 @@ def rules_digest(rules: Rules) -> str:
 
 def map_columns(rules: Rules) -> list[tuple[str, ...]]:
     """The registry column tuples with a map: every blocking rule's (the household rule is served by
-    the household map, reached through the IDs) and the two IDs."""
+    the household map, reached through the IDs), the two IDs, and the phone and name with date of
+    birth (whose key counts give chance agreements)."""
     tuples = [tuple(str(c) for c in rule["registry"]) for rule in rules.matching["blocking"]]
-    return list(dict.fromkeys([*ID_MAPS, *(t for t in tuples if t != HOUSEHOLD)]))
+    return list(dict.fromkeys([*ID_MAPS, PHONE, NAME_DOB, *(t for t in tuples if t != HOUSEHOLD)]))
 
 
 def map_name(columns: tuple[str, ...]) -> str:
@@ -155,6 +161,19 @@ def _kind(people: pd.DataFrame, column: str) -> str:
     return "text"
 
 
+def _pairs(at: np.ndarray, keys: np.ndarray, map_keys: np.ndarray, map_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(profile position, registry row) of every export key `keys[i]` (of profile `at[i]`) with every
+    map row of the same key."""
+    order = np.argsort(map_keys, kind="stable")
+    mk, mr = map_keys[order], map_rows[order]
+    lo, hi = np.searchsorted(mk, keys, "left"), np.searchsorted(mk, keys, "right")
+    counts = hi - lo
+    total = int(counts.sum())
+    first = np.cumsum(counts) - counts
+    positions = np.repeat(lo - first, counts) + np.arange(total)
+    return np.repeat(at, counts), mr[positions]
+
+
 # ---------------------------------------------------------------- building the store
 
 def _chunks(dataset: ds.Dataset, columns: list[str], rows: int) -> Iterator[pa.Table]:
@@ -201,11 +220,12 @@ def build_store(registry: Path, store: Path, rules: Rules, chunk_rows: int = 2_0
     maps = map_columns(rules)
     tmp = store.with_name(store.name + ".building")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    (tmp / "attributes").mkdir(parents=True)
     t0 = time.perf_counter()
     offset, parts, style = 0, [], ""
     kinds: dict[str, str] = {}
     words: set[str] = set()
+    counted: dict[str, pa.Table] = {}
     try:
         for number, table in enumerate(_chunks(dataset, columns, chunk_rows)):
             n = table.num_rows
@@ -217,9 +237,13 @@ def build_store(registry: Path, store: Path, rules: Rules, chunk_rows: int = 2_0
             people = index.people
             style = style or index.tone_style    # the first chunk's first distinct names, as a whole index reads them
             words |= index.lexicon(rules)
-            (tmp / "names").mkdir(exist_ok=True)
-            pq.write_table(pa.table({c: pa.array(people[c].astype("string[pyarrow]").array)
-                                     for c in ("name_fold", "name_key", "place_fold")}), tmp / "names" / name)
+            for col in COUNTED:
+                counted[col] = _merge_counts(counted.get(col), _counts(people[col]))
+            for col in ("person_id", "phone"):    # values that are not digit strings (the maps count those)
+                counted[col] = _merge_counts(counted.get(col), _counts(people[col][digit_key(people[col], -1, -2) == -2]))
+            for attribute, values in _attributes(people).items():
+                with open(tmp / "attributes" / f"{attribute}.int64", "ab") as fh:
+                    values.astype(np.int64).tofile(fh)
             households = _text_hash(people["household_id"])
             for cols in maps:
                 for c in cols:
@@ -236,13 +260,14 @@ def build_store(registry: Path, store: Path, rules: Rules, chunk_rows: int = 2_0
             offset += n
             log.info("partitioned registry: %d people written (%.0f s)", offset, time.perf_counter() - t0)
             del index, people, table
-        for cols in [*maps, HOUSEHOLD]:
-            _add_block_sizes(tmp / "maps" / map_name(cols))
+        keys = {cols: _add_block_sizes(tmp / "maps" / map_name(cols)) for cols in [*maps, HOUSEHOLD]}
+        (tmp / "counts").mkdir()
+        for col in ("name_fold", "name_key"):
+            pq.write_table(counted[col].rename_columns(["value", "count"]), tmp / "counts" / f"{col}.parquet")
         meta = {"version": VERSION, "population": offset, "tone_style": style,
-                "chance_agreement": _whole_agreements(tmp), "lexicon": sorted(words), "kinds": kinds,
+                "chance_agreement": _whole_agreements(offset, counted, keys), "lexicon": sorted(words), "kinds": kinds,
                 "maps": [list(m) for m in maps], "parts": parts, "rules": rules_digest(rules),
                 "code": source_digest(), "registry": str(registry.resolve())}
-        _count_names(tmp)
         (tmp / STORE_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -255,55 +280,62 @@ def build_store(registry: Path, store: Path, rules: Rules, chunk_rows: int = 2_0
     return meta
 
 
-def _add_block_sizes(folder: Path) -> None:
+def _attributes(people: pd.DataFrame) -> dict[str, np.ndarray]:
+    """What tells whether a pair is sure (`candidates.sure_profiles`), per person: the IDs' digit keys
+    (-1: none), the folded name's hash (0: none) and the date of birth's day number (NAT: none)."""
+    fold, named = _text_hash(people["name_fold"])
+    return {"person_id": digit_key(people["person_id"], -1, -1), "old_id": digit_key(people["old_id"], -1, -1),
+            "name_fold": np.where(named, fold.view(np.int64), 0),
+            "date_of_birth": days_of(people["date_of_birth"]).astype(np.int64)}
+
+
+def _add_block_sizes(folder: Path) -> np.ndarray:
     """Write beside each key the number of registry people with it (its block's size in the whole
-    registry): a run leaves out blocks that their rules skip without reading them."""
-    keys = _column(folder, "key").to_numpy()
+    registry): a run leaves out blocks that their rules skip without reading them. Returns those
+    numbers, one per distinct key. Holds the map's keys (8 bytes a person), not the registry."""
+    files = sorted(folder.glob("part-*.parquet"))
+    keys = ds.dataset([str(f) for f in files], format="parquet").to_table(columns=["key"]).column("key").to_numpy()
     distinct, counts = np.unique(keys, return_counts=True)
     del keys
-    for path in sorted(folder.glob("part-*.parquet")):
+    for path in files:
         table = pq.read_table(path)
         key = table.column("key").to_numpy()
         block = counts[np.searchsorted(distinct, key)].astype(np.int32)
         pq.write_table(table.append_column("block", pa.array(block)), path, row_group_size=1 << 20)
+    return counts
 
 
-def _column(folder: Path, column: str) -> pa.ChunkedArray:
-    """One column of every part of `folder`, in row order."""
-    files = [str(f) for f in sorted(folder.glob("part-*.parquet"))]
-    return ds.dataset(files, format="parquet").to_table(columns=[column]).column(column)
+def _counts(values: pd.Series) -> pa.Table:
+    """How many people have each value (nulls left out)."""
+    arr = pa.array(values.array) if isinstance(values.dtype, pd.StringDtype | pd.ArrowDtype) else pa.array(values)
+    counts = pc.value_counts(pc.drop_null(arr))
+    return pa.table({"values": counts.field("values"), "counts": counts.field("counts")})
 
 
-def _whole_agreements(store: Path) -> dict[str, float]:
-    """The whole registry's chance agreements, a column (or two) at a time, by the same functions
-    that an index of the whole registry uses."""
-    out: dict[str, float] = {}
-    for col in ("sex", "place_fold", "phone", "date_of_birth", "person_id", "household_id"):
-        folder = store / ("names" if col == "place_fold" else "people")
-        frame = _frame_of(folder, [col])
-        out |= chance_agreements(frame)
-    pair = _frame_of(store / "people", ["date_of_birth"])
-    pair["name_fold"] = pd.Series(_column(store / "names", "name_fold").to_pandas(types_mapper=pd.ArrowDtype),
-                                  dtype="string[pyarrow]")
-    return out | {"date_of_birth|name": chance_agreements(pair)["date_of_birth|name"]}
+def _merge_counts(total: pa.Table | None, more: pa.Table) -> pa.Table:
+    if total is None:
+        return more
+    merged = pa.concat_tables([total, more.cast(total.schema)]).group_by("values").aggregate([("counts", "sum")])
+    return merged.rename_columns(["values", "counts"]) if merged.column_names[0] == "values" else \
+        pa.table({"values": merged.column("values"), "counts": merged.column("counts_sum")})
 
 
-def _frame_of(folder: Path, columns: list[str]) -> pd.DataFrame:
-    """Columns of every part, in row order, in the types of `registry_frame`."""
-    files = sorted(folder.glob("part-*.parquet"))
-    table = pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
-    return pd.DataFrame({c: _dates(table.column(c)) if c == "date_of_birth" else
-                         pd.Series(table.column(c).to_pandas(types_mapper=pd.ArrowDtype), dtype="string[pyarrow]")
-                         for c in columns})
+def _whole_agreements(people: int, counted: dict[str, pa.Table], keys: dict[tuple[str, ...], np.ndarray]) -> dict:
+    """The whole registry's chance agreements from its value counts (merged over chunks) and its
+    maps' key counts, by the formulas an index of the whole registry uses on the same counts."""
+    def n(col: str) -> np.ndarray:
+        return counted[col].column("counts").to_numpy().astype(np.int64)
 
-
-def _count_names(store: Path) -> None:
-    """How many registry people have each folded name and each name key (`counts/<column>.parquet`)."""
-    for col in ("name_fold", "name_key"):
-        counts = pc.value_counts(pc.drop_null(_column(store / "names", col)))
-        table = pa.table({"value": counts.field("values"), "count": counts.field("counts")})
-        (store / "counts").mkdir(exist_ok=True)
-        pq.write_table(table, store / "counts" / f"{col}.parquet")
+    out = {"sex": chance_from_counts(n("sex"), people), "place_fold": chance_from_counts(n("place_fold"), people),
+           "phone": chance_from_counts(np.concatenate([keys[PHONE], n("phone")]), people),
+           "date_of_birth": chance_from_counts(n("date_of_birth"), people),
+           "person_id": chance_from_counts(np.concatenate([keys[ID_MAPS[0]], n("person_id")]), people),
+           "household_id": chance_from_counts(keys[HOUSEHOLD], people),
+           "date_of_birth|name": pair_agreement_from_counts(n("name_fold"), keys[NAME_DOB])}
+    if out["person_id"] * people > 1 + 1e-9:
+        log.warning("registry: person_id is not unique (contract 1.1): some numbers belong to more than one row; "
+                    "a dose linked to such a number cannot tell them apart")
+    return out
 
 
 # ---------------------------------------------------------------- reading it at night
@@ -325,6 +357,7 @@ class RegistryStore:
     meta: dict[str, Any]
     rules: Rules
     _lexicon: frozenset[str] = field(default_factory=frozenset, repr=False)
+    _attributes: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, path: Path | str, rules: Rules) -> RegistryStore:
@@ -368,43 +401,100 @@ class RegistryStore:
         return dataset.to_table(columns=names, filter=pc.field("key").isin(pa.array(keys)))
 
     def reach(self, profiles: pd.DataFrame, person_ids: pd.Series | None = None) -> Reach:
-        """Who the export persons can be linked to: every registry person in a block of theirs that
-        the rule does not skip (a block of at most `max_block` people of the whole registry), the
-        people with the IDs they wrote and their households, and the people `person_ids` name."""
+        """Who the export persons can be linked to: for each blocking rule, in order, every registry
+        person in a block of theirs that the rule does not skip (a block of at most `max_block` people
+        of the whole registry), the rules marked `if_unsure` only for the export persons the rules
+        before them left without a sure candidate (as `candidates.candidate_pairs` runs them); the
+        people with the IDs they wrote, and the people `person_ids` name."""
         blocking = self.rules.matching["blocking"]
         found: list[np.ndarray] = []
-        blocks: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
-        written = {("person_id",): [profiles["id_personal"]], ("old_id",): [profiles["id_old"]]}
-        if person_ids is not None:
-            written[("person_id",)].append(pd.Series(person_ids, dtype="string[pyarrow]"))
-        households = []
-        for cols in map(tuple, self.meta["maps"]):
-            rules = [r for r in blocking if tuple(r["registry"]) == cols]
-            wanted = [self.export_keys(profiles, r) for r in rules]
-            ids = [digit_key(v, -1, -1) for v in written.get(cols, [])]
-            ids = [k[k >= 0] for k in ids]
-            table = self._lookup(cols, np.concatenate([*wanted, *ids, np.array([], np.int64)]),
-                                 ("household",) if cols in ID_MAPS else ())
-            key, row, block = (table.column(c).to_numpy() for c in ("key", "row", "block"))
-            limit = max((int(r["max_block"]) for r in rules), default=0)
-            keep = block <= limit
-            if ids:
-                keep |= np.isin(key, np.concatenate(ids))
-            found.append(row[keep])
-            if rules:
-                distinct, first = np.unique(key, return_index=True)
-                blocks[cols] = (distinct, block[first])
-            if cols in ID_MAPS:
-                households.append(pc.drop_null(table.column("household")).to_numpy())
-        if households:
-            table = self._lookup(HOUSEHOLD, np.concatenate(households))
-            key, row, block = (table.column(c).to_numpy() for c in ("key", "row", "block"))
-            limit = max((int(r["max_block"]) for r in blocking if tuple(r["registry"]) == HOUSEHOLD), default=0)
-            found.append(row[block <= limit])
-            distinct, first = np.unique(key, return_index=True)
-            blocks[HOUSEHOLD] = (distinct, block[first])
+        blocks: dict[tuple[str, ...], list[pa.Table]] = {}
+        # The people with the IDs written (or named by reviewers), whatever their blocks' sizes:
+        # the household rule and scoring read the household of each export person's ID.
+        ids = {cols: digit_key(profiles[col], -1, -1) for cols, col in zip(ID_MAPS, ("id_personal", "id_old"), strict=True)}
+        named = digit_key(pd.Series(person_ids, dtype="string[pyarrow]"), -1, -1) if person_ids is not None else \
+            np.array([], np.int64)
+        by_id = {cols: self._lookup(cols, np.concatenate([key[key >= 0], named[named >= 0] if cols == ID_MAPS[0] else
+                                                          np.array([], np.int64)]), ("household",))
+                 for cols, key in ids.items()}
+        found += [t.column("row").to_numpy() for t in by_id.values()]
+        everyone = np.arange(len(profiles))
+        early: list[tuple[np.ndarray, np.ndarray]] = []     # (profile position, row) of the rules before
+        unsure: np.ndarray | None = None
+        for rule in blocking:
+            if rule.get("if_unsure") and unsure is None:
+                unsure = np.flatnonzero(~self._sure(profiles, early))
+            todo = unsure if rule.get("if_unsure") and unsure is not None else everyone
+            cols = tuple(rule["registry"])
+            if cols == HOUSEHOLD:
+                at, key = self._household_keys(profiles, todo, ids, by_id)
+            else:
+                key, ok = _combine([_export_part(profiles[k].iloc[todo], self.meta["kinds"][c])
+                                    for k, c in zip(rule["keys"], cols, strict=True)])
+                at, key = todo[ok], key[ok]
+            table = self._lookup(cols, key)
+            blocks.setdefault(cols, []).append(table.select(["key", "block"]))
+            kept = table.filter(pc.less_equal(table.column("block"), int(rule["max_block"])))
+            rows = kept.column("row").to_numpy()
+            found.append(rows)
+            if unsure is None:
+                early.append(_pairs(at, key, kept.column("key").to_numpy(), rows))
+        sizes = {}
+        for cols, tables in blocks.items():
+            both = pa.concat_tables(tables)
+            distinct, first = np.unique(both.column("key").to_numpy(), return_index=True)
+            sizes[cols] = (distinct, both.column("block").to_numpy()[first])
         rows = np.unique(np.concatenate(found)) if found else np.array([], np.int64)
-        return Reach(rows, blocks)
+        return Reach(rows, sizes)
+
+    def _household_keys(self, profiles: pd.DataFrame, todo: np.ndarray, ids: dict, by_id: dict) -> tuple[np.ndarray, np.ndarray]:
+        """(profile position, household key) of the household of the person with the ID each export
+        person wrote: the first registry row with that number (`RegistryIndex.rows_of`), by the
+        personal number where one is written, else the old one."""
+        personal = ids[ID_MAPS[0]][todo] >= 0
+        out_at, out_key = [], []
+        for cols, which in ((ID_MAPS[0], personal), (ID_MAPS[1], ~personal)):
+            table = by_id[cols].sort_by([("key", "ascending"), ("row", "ascending")])
+            key = table.column("key").to_numpy()
+            starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.array([], np.int64)
+            first_key, household = key[starts], table.column("household").take(pa.array(starts))
+            want = ids[cols][todo[which]]
+            if not len(first_key):
+                continue
+            pos = np.minimum(np.searchsorted(first_key, want), len(first_key) - 1)
+            hit = (want >= 0) & (first_key[pos] == want)
+            has = household.is_valid().to_numpy(zero_copy_only=False)[pos] & hit
+            out_at.append(todo[which][has])
+            out_key.append(household.fill_null(0).to_numpy(zero_copy_only=False)[pos][has])
+        if not out_at:
+            return np.array([], np.int64), np.array([], np.int64)
+        return np.concatenate(out_at), np.concatenate(out_key).astype(np.int64)
+
+    def _sure(self, profiles: pd.DataFrame, early: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Per export person: one of its pairs so far is a registry person with the ID it wrote
+        (personal or old, exactly), its folded name and its full date of birth
+        (`candidates.sure_profiles`), read from the people's attributes kept by row."""
+        sure = np.zeros(len(profiles), dtype=bool)
+        if not early:
+            return sure
+        at = np.concatenate([a for a, _ in early])
+        row = np.concatenate([r for _, r in early])
+        personal = digit_key(profiles["id_personal"], -1, -1)[at]
+        old = digit_key(profiles["id_old"], -1, -1)[at]
+        same_id = (((personal >= 0) & (personal == self._attribute("person_id")[row]))
+                   | ((old >= 0) & (old == self._attribute("old_id")[row])))
+        fold, named = _text_hash(profiles["name_fold"])
+        same_name = named[at] & (fold.view(np.int64)[at] == self._attribute("name_fold")[row])
+        days = days_of(profiles["dob"])[at].astype(np.int64)
+        same_day = (days != NAT) & (days == self._attribute("date_of_birth")[row])
+        sure[at[same_id & same_name & same_day]] = True
+        return sure
+
+    def _attribute(self, name: str) -> np.ndarray:
+        """One attribute of every registry person by row (`ATTRIBUTES`), mapped from disk, not read."""
+        if name not in self._attributes:
+            self._attributes[name] = np.memmap(self.path / "attributes" / f"{name}.int64", dtype=np.int64, mode="r")
+        return self._attributes[name]
 
     def export_keys(self, profiles: pd.DataFrame, rule: dict) -> np.ndarray:
         """The keys of `rule` that export persons have (the household rule's come from the IDs)."""
