@@ -5,9 +5,11 @@ share a blocking key with them. So instead of loading the whole registry (some
 45 GB prepared for 100 million people), the registry is written once, in
 chunks, as:
 
-- ``maps/<columns>/part-N.parquet``: for every blocking rule's registry columns
-  (and for the IDs and households), each person's key and registry row, sorted
-  by key. Text parts of a key are hashed (64 bits), so the key of an export
+- ``maps/<columns>/{key,row,block}.int64``: for every blocking rule's registry
+  columns (and for the IDs, phones and households), each person's key, registry
+  row and the key's block size in the whole registry, sorted by key: a run finds
+  its keys by binary search in the file mapped from disk, reading only the
+  pages it touches. Text parts of a key are hashed (64 bits), so the key of an export
   person is computed the same way from its own values, with no registry
   dictionary in memory.
 - ``people/part-N.parquet``: the registry's rows as given, with their row number.
@@ -18,8 +20,8 @@ chunks, as:
 - ``store.json``: the whole registry's size, chance agreements, tone style and
   name lexicon, and the digests of the rules and code the keys were built with.
 
-A run then reads, rule by rule, only the keys its province has (Arrow streams
-the map files with an `is_in` filter), takes those people's rows, and builds an
+A run then looks up, rule by rule, only the keys its province has, takes
+those people's rows, and builds an
 ordinary `RegistryIndex` of them, carrying the whole registry's statistics
 (size, chance agreements, name frequencies, lexicon). Every person who shares a
 key with an export person is in it, so every block is whole: blocking (block
@@ -66,6 +68,7 @@ from pipeline.link.index import (
 )
 from pipeline.link.keys import digit_key
 from pipeline.link.prepared import prepare, source_digest
+from pipeline.memory import peak_gb, reset_peak
 from pipeline.output import file_digest
 from pipeline.rules import Rules
 
@@ -190,13 +193,12 @@ def _chunks(dataset: ds.Dataset, columns: list[str], rows: int) -> Iterator[pa.T
         yield pa.Table.from_batches(batches)
 
 
-def _write_sorted(path: Path, key: np.ndarray, rows: np.ndarray, extra: dict[str, pa.Array] | None = None) -> None:
-    order = np.argsort(key, kind="stable")
-    columns: dict[str, Any] = {"key": key[order], "row": rows[order]}
-    for name, values in (extra or {}).items():
-        columns[name] = values.take(pa.array(order))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table(columns), path, row_group_size=1 << 20)
+def _append(folder: Path, **arrays: np.ndarray) -> None:
+    """Add a chunk's values to a map's files (`<name>.int64`, in the order they come)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, values in arrays.items():
+        with open(folder / f"{name}.int64", "ab") as fh:
+            values.astype(np.int64).tofile(fh)
 
 
 def build_store(registry: Path, store: Path, rules: Rules, chunk_rows: int = 2_000_000) -> dict[str, Any]:
@@ -250,17 +252,21 @@ def build_store(registry: Path, store: Path, rules: Rules, chunk_rows: int = 2_0
                     kinds.setdefault(c, _kind(people, c))
                 key, ok = _combine([_registry_part(people, c, kinds[c]) for c in cols])
                 at = np.flatnonzero(ok)
-                extra = None
-                if cols in ID_MAPS:     # the household of the person with that ID (`id_households`)
-                    extra = {"household": pa.array(households[0].view(np.int64)[at], mask=~households[1][at])}
-                _write_sorted(tmp / "maps" / map_name(cols) / name, key[at], rows[at], extra)
+                extra = {}
+                if cols in ID_MAPS:     # the household of the person with that ID (`id_households`); 0: none
+                    extra["household"] = np.where(households[1], households[0].view(np.int64), 0)[at]
+                _append(tmp / "maps" / map_name(cols), key=key[at], row=rows[at], **extra)
             at = np.flatnonzero(households[1])
-            _write_sorted(tmp / "maps" / map_name(HOUSEHOLD) / name, households[0].view(np.int64)[at], rows[at])
+            _append(tmp / "maps" / map_name(HOUSEHOLD), key=households[0].view(np.int64)[at], row=rows[at])
             parts.append({"file": name, "first_row": offset, "rows": n})
             offset += n
-            log.info("partitioned registry: %d people written (%.0f s)", offset, time.perf_counter() - t0)
+            log.info("partitioned registry: %d people written (%.0f s, peak memory %s)", offset,
+                     time.perf_counter() - t0, _peak())
             del index, people, table
-        keys = {cols: _add_block_sizes(tmp / "maps" / map_name(cols)) for cols in [*maps, HOUSEHOLD]}
+        reset_peak()
+        keys = {cols: _sort_map(tmp / "maps" / map_name(cols)) for cols in [*maps, HOUSEHOLD]}
+        log.info("partitioned registry: %d maps sorted by key (%.0f s, peak memory %s)", len(keys),
+                 time.perf_counter() - t0, _peak())
         (tmp / "counts").mkdir()
         for col in ("name_fold", "name_key"):
             pq.write_table(counted[col].rename_columns(["value", "count"]), tmp / "counts" / f"{col}.parquet")
@@ -280,6 +286,11 @@ def build_store(registry: Path, store: Path, rules: Rules, chunk_rows: int = 2_0
     return meta
 
 
+def _peak() -> str:
+    peak = peak_gb()
+    return f"{peak:.2f} GB" if peak is not None else "unknown"
+
+
 def _attributes(people: pd.DataFrame) -> dict[str, np.ndarray]:
     """What tells whether a pair is sure (`candidates.sure_profiles`), per person: the IDs' digit keys
     (-1: none), the folded name's hash (0: none) and the date of birth's day number (NAT: none)."""
@@ -289,19 +300,24 @@ def _attributes(people: pd.DataFrame) -> dict[str, np.ndarray]:
             "date_of_birth": days_of(people["date_of_birth"]).astype(np.int64)}
 
 
-def _add_block_sizes(folder: Path) -> np.ndarray:
-    """Write beside each key the number of registry people with it (its block's size in the whole
-    registry): a run leaves out blocks that their rules skip without reading them. Returns those
-    numbers, one per distinct key. Holds the map's keys (8 bytes a person), not the registry."""
-    files = sorted(folder.glob("part-*.parquet"))
-    keys = ds.dataset([str(f) for f in files], format="parquet").to_table(columns=["key"]).column("key").to_numpy()
-    distinct, counts = np.unique(keys, return_counts=True)
-    del keys
-    for path in files:
-        table = pq.read_table(path)
-        key = table.column("key").to_numpy()
-        block = counts[np.searchsorted(distinct, key)].astype(np.int32)
-        pq.write_table(table.append_column("block", pa.array(block)), path, row_group_size=1 << 20)
+def _sort_map(folder: Path) -> np.ndarray:
+    """Sort a map's files by key (ties by row) and add `block`: the number of registry people with
+    the key (its block's size in the whole registry), so that a run leaves out the blocks their
+    rules skip without reading them. Returns those numbers, one per distinct key. Holds the map's
+    columns (8 bytes a person each), not the registry."""
+    if not (folder / "key.int64").exists():       # no one has such a key
+        _append(folder, key=np.zeros(0, np.int64), row=np.zeros(0, np.int64))
+    key = np.fromfile(folder / "key.int64", dtype=np.int64)
+    order = np.lexsort((np.fromfile(folder / "row.int64", dtype=np.int64), key))
+    key = key[order]
+    key.tofile(folder / "key.int64")
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.array([], np.int64)
+    counts = np.diff(np.r_[starts, len(key)])
+    np.repeat(counts, counts).astype(np.int64).tofile(folder / "block.int64")
+    del key
+    for name in ("row", "household"):
+        if (folder / f"{name}.int64").exists():
+            np.fromfile(folder / f"{name}.int64", dtype=np.int64)[order].tofile(folder / f"{name}.int64")
     return counts
 
 
@@ -357,7 +373,7 @@ class RegistryStore:
     meta: dict[str, Any]
     rules: Rules
     _lexicon: frozenset[str] = field(default_factory=frozenset, repr=False)
-    _attributes: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _maps: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, path: Path | str, rules: Rules) -> RegistryStore:
@@ -391,14 +407,24 @@ class RegistryStore:
         return self._lexicon
 
     def _lookup(self, columns: tuple[str, ...], keys: np.ndarray, extra: tuple[str, ...] = ()) -> pa.Table:
-        """The map rows of `columns` whose key is among `keys` (key, row, block size and `extra`),
-        streamed part by part."""
+        """The map rows of `columns` whose key is among `keys` (key, row, block size and `extra`): a
+        binary search of the sorted keys, mapped from disk, so only the pages it touches are read."""
         keys = np.unique(keys)
-        names = ["key", "row", "block", *extra]
-        if not len(keys):
-            return pa.table({c: pa.array([], pa.int64()) for c in names})
-        dataset = ds.dataset(self.path / "maps" / map_name(columns), format="parquet")
-        return dataset.to_table(columns=names, filter=pc.field("key").isin(pa.array(keys)))
+        folder = self.path / "maps" / map_name(columns)
+        sorted_keys = self._mapped(folder / "key.int64")
+        lo, hi = np.searchsorted(sorted_keys, keys, "left"), np.searchsorted(sorted_keys, keys, "right")
+        counts = hi - lo
+        positions = np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
+        return pa.table({name: np.asarray(self._mapped(folder / f"{name}.int64")[positions])
+                         for name in ("key", "row", "block", *extra)})
+
+    def _mapped(self, path: Path) -> np.ndarray:
+        """A column written as raw int64, mapped from disk (pages are read as they are touched)."""
+        key = str(path)
+        if key not in self._maps:
+            self._maps[key] = np.memmap(path, dtype=np.int64, mode="r") if path.stat().st_size else \
+                np.zeros(0, dtype=np.int64)
+        return self._maps[key]
 
     def reach(self, profiles: pd.DataFrame, person_ids: pd.Series | None = None) -> Reach:
         """Who the export persons can be linked to: for each blocking rule, in order, every registry
@@ -454,18 +480,17 @@ class RegistryStore:
         personal = ids[ID_MAPS[0]][todo] >= 0
         out_at, out_key = [], []
         for cols, which in ((ID_MAPS[0], personal), (ID_MAPS[1], ~personal)):
-            table = by_id[cols].sort_by([("key", "ascending"), ("row", "ascending")])
+            table = by_id[cols]          # sorted by key, ties by row
             key = table.column("key").to_numpy()
             starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.array([], np.int64)
-            first_key, household = key[starts], table.column("household").take(pa.array(starts))
+            first_key, household = key[starts], table.column("household").to_numpy()[starts]
             want = ids[cols][todo[which]]
             if not len(first_key):
                 continue
             pos = np.minimum(np.searchsorted(first_key, want), len(first_key) - 1)
-            hit = (want >= 0) & (first_key[pos] == want)
-            has = household.is_valid().to_numpy(zero_copy_only=False)[pos] & hit
+            has = (want >= 0) & (first_key[pos] == want) & (household[pos] != 0)
             out_at.append(todo[which][has])
-            out_key.append(household.fill_null(0).to_numpy(zero_copy_only=False)[pos][has])
+            out_key.append(household[pos][has])
         if not out_at:
             return np.array([], np.int64), np.array([], np.int64)
         return np.concatenate(out_at), np.concatenate(out_key).astype(np.int64)
@@ -491,10 +516,8 @@ class RegistryStore:
         return sure
 
     def _attribute(self, name: str) -> np.ndarray:
-        """One attribute of every registry person by row (`ATTRIBUTES`), mapped from disk, not read."""
-        if name not in self._attributes:
-            self._attributes[name] = np.memmap(self.path / "attributes" / f"{name}.int64", dtype=np.int64, mode="r")
-        return self._attributes[name]
+        """One attribute of every registry person by row (`_attributes`), mapped from disk, not read."""
+        return self._mapped(self.path / "attributes" / f"{name}.int64")
 
     def export_keys(self, profiles: pd.DataFrame, rule: dict) -> np.ndarray:
         """The keys of `rule` that export persons have (the household rule's come from the IDs)."""
@@ -524,7 +547,10 @@ class RegistryStore:
         blocking rules, the whole registry's block sizes (`blocks`, from `reach`); prepared for
         linking unless `prepared` is false (enough to look people up by ID)."""
         t0 = time.perf_counter()
-        built = build_index(self.people(rows), self.rules, agreements=False)
+        people = self.people(rows)
+        read = time.perf_counter() - t0
+        built = build_index(people, self.rules, agreements=False)
+        del people
         index = RegistryIndex(built.people, self.tone_style, dict(self.meta["chance_agreement"]), built._lookups)
         index._lookups["population"] = self.size
         index._lookups["lexicon"] = self._lexicon
@@ -536,8 +562,8 @@ class RegistryStore:
                                              for cols, (keys, sizes) in blocks.items()}
         if prepared:
             prepare(index, self.rules)
-        log.info("registry: %d of %d people read from the partitioned registry in %.1f s",
-                 index.size, self.size, time.perf_counter() - t0)
+        log.info("registry: %d of %d people read from the partitioned registry in %.1f s, indexed in %.1f s",
+                 index.size, self.size, read, time.perf_counter() - t0 - read)
         return index
 
     def _sizes(self, cols: tuple[str, ...], keys: np.ndarray, sizes: np.ndarray,
