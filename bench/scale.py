@@ -12,7 +12,10 @@ kind, and the cross-province dose checks), the whole run's wall time and peak
 memory (the run, its Prefect server and any workers together), and the
 floor: the least work the job needs (reading the same files with
 calamine/pyarrow and an exact-ID hash join against the registry's IDs), with
-the ratio run / floor. Then how cost grows with size.
+the ratio run / floor. Then how cost grows with size. With `--registry partitioned` (or `both`), the registry
+is first partitioned by blocking key (`vaxrecon partition-registry`: time, peak memory,
+size on disk) and one night runs against it, printing also how much of the registry
+each province read.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import argparse
 import codecs
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -115,15 +119,50 @@ def stage_table(summary: dict, people: int, rows: int) -> str:
     return "\n".join(lines)
 
 
-def run_once(data: Path, out: Path, workers: int | None) -> tuple[float, float, dict]:
+def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env |= {"PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
-    cmd = [sys.executable, "-m", "pipeline.cli", "run", "--registry", str(data / "registry.parquet"),
+    return env | {"PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+
+
+def run_once(data: Path, out: Path, workers: int | None, registry: Path | None = None) -> tuple[float, float, dict, str]:
+    """One `vaxrecon run --force` (against `registry`, default the set's registry.parquet): wall
+    seconds, peak memory in GB, run.json and the run's log."""
+    cmd = [sys.executable, "-m", "pipeline.cli", "run", "--registry", str(registry or data / "registry.parquet"),
            "--exports", str(data / "exports"), "--out", str(out), "--run-date", "2026-11-26", "--force"]
     if workers:
         cmd += ["--workers", str(workers)]
-    seconds, peak_gb, _ = measure(cmd, env)
-    return seconds, peak_gb, json.loads((out / "run.json").read_text(encoding="utf-8"))
+    seconds, peak_gb, err = measure(cmd, _env())
+    return seconds, peak_gb, json.loads((out / "run.json").read_text(encoding="utf-8")), err
+
+
+REACH = re.compile(r"(\d+) export persons reach (\d+) of (\d+) people \(keys read in ([\d.]+) s\)")
+READ = re.compile(r"people read from the partitioned registry in ([\d.]+) s, indexed in ([\d.]+) s")
+
+
+def partitioned(data: Path, size: int, floor: float) -> tuple[float, float]:
+    """The registry partitioned by blocking key (`vaxrecon partition-registry`), then one night
+    against it: build time, peak memory and size on disk; the night's stages; the share of the
+    registry each province read. Returns the night's seconds and peak memory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "store"
+        seconds, peak, _ = measure([sys.executable, "-m", "pipeline.cli", "partition-registry", "--registry",
+                                    str(data / "registry.parquet"), "--store", str(store)], _env())
+        disk = sum(f.stat().st_size for f in store.rglob("*") if f.is_file()) / 1e9
+        print(f"\n== {size:,} people: registry partitioned by blocking key in {seconds:.1f} s, peak memory "
+              f"{peak:.2f} GB, {disk:.2f} GB on disk")
+        seconds, peak, summary, err = run_once(data, Path(tmp) / "out", None, store)
+        rows = sum(p["rows"] for p in summary["provinces"].values())
+        print(f"\n== {size:,} people, {rows:,} dose rows, against the partitioned registry: each province reads "
+              "the people its keys reach")
+        print(stage_table(summary, size, rows))
+        # stage 1 (linking) runs for every province before stage 3 reads the review queues' candidates,
+        # so the first READ lines are the provinces' own, in the same order
+        for (persons, read, people, keys), (taken, indexed) in zip(REACH.findall(err), READ.findall(err), strict=False):
+            print(f"  {int(persons):,} export persons reached {int(read):,} of {int(people):,} registry people "
+                  f"({int(read) / int(people):.0%}): keys {keys} s, people read {taken} s, indexed {indexed} s")
+        print(f"whole run {seconds:.1f} s, peak memory {peak:.2f} GB (run and its Prefect server together); "
+              f"floor {floor:.1f} s; ratio run/floor {seconds / floor:.1f}")
+    return seconds, peak
 
 
 def main() -> None:
@@ -131,18 +170,25 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000000,3000000")
     ap.add_argument("--dose-share", type=float, default=0.15)
     ap.add_argument("--workers", default="", help="also run with these Dask worker counts, e.g. 1,2")
+    ap.add_argument("--registry", choices=("whole", "partitioned", "both"), default="whole",
+                    help="load the registry whole (cold and warm runs), partition it by blocking key first "
+                         "(vaxrecon partition-registry; one run against it), or both (default whole)")
     args = ap.parse_args()
     results = []
     for size in [int(x) for x in args.sizes.split(",")]:
         doses = int(size * args.dose_share)
         data = dataset(size, doses, rows_per_file=50_000)
         floor, _ = floor_seconds(data)
+        if args.registry != "whole":
+            partitioned(data, size, floor)
+        if args.registry == "partitioned":
+            continue
         for workers in [None, *[int(w) for w in args.workers.split(",") if w]]:
             with tempfile.TemporaryDirectory() as tmp:
                 # cold: a new output folder, the registry index is built (and kept in OUT/cache);
                 # warm: the next night on the same registry, every province recomputed (--force).
                 for state in ("cold", "warm"):
-                    seconds, peak, summary = run_once(data, Path(tmp), workers)
+                    seconds, peak, summary, _ = run_once(data, Path(tmp), workers)
                     rows = sum(p["rows"] for p in summary["provinces"].values())
                     label = f"{size:,} people, {rows:,} dose rows" + (f", Dask {workers} worker(s)" if workers else "")
                     index = ("registry index built and written to OUT/cache" if state == "cold"
