@@ -164,6 +164,12 @@ def _kind(people: pd.DataFrame, column: str) -> str:
     return "text"
 
 
+def _mapped(path: Path) -> np.ndarray:
+    """A column written as raw int64, mapped from disk: pages are read as they are touched, and the
+    mapping goes with the last reference to it (take copies out of it, keep no view)."""
+    return np.memmap(path, dtype=np.int64, mode="r") if path.stat().st_size else np.zeros(0, dtype=np.int64)
+
+
 def _pairs(at: np.ndarray, keys: np.ndarray, map_keys: np.ndarray, map_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(profile position, registry row) of every export key `keys[i]` (of profile `at[i]`) with every
     map row of the same key."""
@@ -373,7 +379,6 @@ class RegistryStore:
     meta: dict[str, Any]
     rules: Rules
     _lexicon: frozenset[str] = field(default_factory=frozenset, repr=False)
-    _maps: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, path: Path | str, rules: Rules) -> RegistryStore:
@@ -408,23 +413,16 @@ class RegistryStore:
 
     def _lookup(self, columns: tuple[str, ...], keys: np.ndarray, extra: tuple[str, ...] = ()) -> pa.Table:
         """The map rows of `columns` whose key is among `keys` (key, row, block size and `extra`): a
-        binary search of the sorted keys, mapped from disk, so only the pages it touches are read."""
+        binary search of the sorted keys, mapped from disk, so only the pages it touches are read.
+        The files are unmapped on return: their pages do not stay in the process's memory."""
         keys = np.unique(keys)
         folder = self.path / "maps" / map_name(columns)
-        sorted_keys = self._mapped(folder / "key.int64")
+        sorted_keys = _mapped(folder / "key.int64")
         lo, hi = np.searchsorted(sorted_keys, keys, "left"), np.searchsorted(sorted_keys, keys, "right")
+        del sorted_keys
         counts = hi - lo
         positions = np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
-        return pa.table({name: np.asarray(self._mapped(folder / f"{name}.int64")[positions])
-                         for name in ("key", "row", "block", *extra)})
-
-    def _mapped(self, path: Path) -> np.ndarray:
-        """A column written as raw int64, mapped from disk (pages are read as they are touched)."""
-        key = str(path)
-        if key not in self._maps:
-            self._maps[key] = np.memmap(path, dtype=np.int64, mode="r") if path.stat().st_size else \
-                np.zeros(0, dtype=np.int64)
-        return self._maps[key]
+        return pa.table({name: _mapped(folder / f"{name}.int64")[positions] for name in ("key", "row", "block", *extra)})
 
     def reach(self, profiles: pd.DataFrame, person_ids: pd.Series | None = None) -> Reach:
         """Who the export persons can be linked to: for each blocking rule, in order, every registry
@@ -506,18 +504,18 @@ class RegistryStore:
         row = np.concatenate([r for _, r in early])
         personal = digit_key(profiles["id_personal"], -1, -1)[at]
         old = digit_key(profiles["id_old"], -1, -1)[at]
-        same_id = (((personal >= 0) & (personal == self._attribute("person_id")[row]))
-                   | ((old >= 0) & (old == self._attribute("old_id")[row])))
+        same_id = (((personal >= 0) & (personal == self._attribute("person_id", row)))
+                   | ((old >= 0) & (old == self._attribute("old_id", row))))
         fold, named = _text_hash(profiles["name_fold"])
-        same_name = named[at] & (fold.view(np.int64)[at] == self._attribute("name_fold")[row])
+        same_name = named[at] & (fold.view(np.int64)[at] == self._attribute("name_fold", row))
         days = days_of(profiles["dob"])[at].astype(np.int64)
-        same_day = (days != NAT) & (days == self._attribute("date_of_birth")[row])
+        same_day = (days != NAT) & (days == self._attribute("date_of_birth", row))
         sure[at[same_id & same_name & same_day]] = True
         return sure
 
-    def _attribute(self, name: str) -> np.ndarray:
-        """One attribute of every registry person by row (`_attributes`), mapped from disk, not read."""
-        return self._mapped(self.path / "attributes" / f"{name}.int64")
+    def _attribute(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """One attribute (`_attributes`) of the registry people at `rows`, from the file mapped from disk."""
+        return _mapped(self.path / "attributes" / f"{name}.int64")[rows]
 
     def export_keys(self, profiles: pd.DataFrame, rule: dict) -> np.ndarray:
         """The keys of `rule` that export persons have (the household rule's come from the IDs)."""
