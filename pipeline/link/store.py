@@ -80,6 +80,7 @@ HOUSEHOLD = ("household_id",)
 PHONE, NAME_DOB = ("phone",), ("name_fold", "date_of_birth")    # counted for the chance agreements
 COUNTED = ("sex", "place_fold", "date_of_birth", "name_fold", "name_key")   # value counts merged over chunks
 PERSON_KEY_PARTS = ("pid_head", "pid_tail")
+REVIEWED = ["person_id", "old_id", "full_name", "date_of_birth", "birth_year", "sex"]   # what `write_review` shows
 
 
 def is_store(path: Path | str) -> bool:
@@ -525,25 +526,36 @@ class RegistryStore:
                             for k, c in zip(rule["keys"], rule["registry"], strict=True)])
         return key[ok]
 
-    def people(self, rows: np.ndarray) -> pd.DataFrame:
-        """The registry rows `rows` (sorted), part by part, as `read_registry` gives them."""
+    def people(self, rows: np.ndarray, columns: list[str] | None = None) -> pd.DataFrame:
+        """The registry rows `rows` (sorted), as `read_registry` gives them (only `columns`, if
+        given): part by part, reading only the row groups that hold them."""
         tables = []
         for part in self.meta["parts"]:
             lo, n = int(part["first_row"]), int(part["rows"])
             a, b = np.searchsorted(rows, [lo, lo + n])
             if a == b:
                 continue
-            table = pq.read_table(self.path / "people" / part["file"])
-            tables.append(table.take(pa.array(rows[a:b] - lo)).drop_columns(["row"]))
+            local = rows[a:b] - lo
+            file = pq.ParquetFile(self.path / "people" / part["file"])
+            sizes = np.array([file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)], np.int64)
+            starts = np.r_[0, np.cumsum(sizes)[:-1]]
+            group = np.searchsorted(starts, local, side="right") - 1
+            groups = np.unique(group)
+            table = file.read_row_groups(groups.tolist(), columns=columns)
+            offset = np.zeros(len(sizes), np.int64)      # where each group read starts in `table`
+            offset[groups] = np.r_[0, np.cumsum(sizes[groups])[:-1]]
+            table = table.take(pa.array(offset[group] + local - starts[group]))
+            tables.append(table.drop_columns(["row"]) if "row" in table.column_names else table)
         if not tables:
             schema = pq.read_schema(self.path / "people" / self.meta["parts"][0]["file"])
-            tables.append(schema.empty_table().drop_columns(["row"]))
+            empty = schema.empty_table().drop_columns(["row"])
+            tables.append(empty.select(columns) if columns else empty)
         return registry_frame(pa.concat_tables(tables))
 
-    def index_of(self, rows: np.ndarray, blocks: dict | None = None, prepared: bool = True) -> RegistryIndex:
+    def index_of(self, rows: np.ndarray, blocks: dict | None = None) -> RegistryIndex:
         """An index of the registry rows `rows`, carrying the whole registry's statistics and, for the
         blocking rules, the whole registry's block sizes (`blocks`, from `reach`); prepared for
-        linking unless `prepared` is false (enough to look people up by ID)."""
+        linking."""
         t0 = time.perf_counter()
         people = self.people(rows)
         read = time.perf_counter() - t0
@@ -558,8 +570,7 @@ class RegistryStore:
         if blocks is not None:
             index._lookups["block_sizes"] = {cols: self._sizes(cols, keys, sizes, index)
                                              for cols, (keys, sizes) in blocks.items()}
-        if prepared:
-            prepare(index, self.rules)
+        prepare(index, self.rules)
         log.info("registry: %d of %d people read from the partitioned registry in %.1f s, indexed in %.1f s",
                  index.size, self.size, read, time.perf_counter() - t0 - read)
         return index
@@ -611,7 +622,10 @@ class RegistryStore:
         return self.index_of(reach.rows, reach.blocks)
 
     def with_ids(self, person_ids: pd.Series) -> RegistryIndex:
-        """An index of the people with these person IDs (for the review queue), not prepared for linking."""
+        """The people with these person IDs, with the columns the review queue shows, to be looked
+        up by ID (`RegistryIndex.rows_of`): not an index to link with."""
         key = digit_key(pd.Series(person_ids, dtype="string[pyarrow]"), -1, -1)
         rows = np.unique(self._lookup(("person_id",), key[key >= 0]).column("row").to_numpy())
-        return self.index_of(rows, prepared=False)
+        index = RegistryIndex(self.people(rows, REVIEWED), self.tone_style, dict(self.meta["chance_agreement"]))
+        index._lookups["population"] = self.size
+        return index
