@@ -104,9 +104,14 @@ def test_a_block_the_whole_registry_skips_is_skipped_though_the_part_holds_few_o
     assert pairs(part) != pairs(whole)    # name_year's block of 4 would not be skipped
 
 
-def test_a_partitioned_registry_built_with_other_rules_is_refused(tmp_path, rules):
+def test_a_partitioned_registry_built_with_other_rules_or_libraries_is_refused(tmp_path, rules, monkeypatch):
     store = tmp_path / "store"
     build_store(SAMPLE / "registry.parquet", store, rules, chunk_rows=SAMPLE_PEOPLE)
+    with monkeypatch.context() as patched:      # its hashes come from pandas: another version may hash otherwise
+        patched.setattr("pipeline.link.store.libraries", lambda: "python 3.11.7, numpy 2.0.0, pandas 2.0.0, pyarrow 1")
+        with pytest.raises(RegistryError, match="other versions of Python, numpy, pandas or pyarrow"):
+            RegistryStore.open(store, rules)
+    RegistryStore.open(store, rules)
     changed = tmp_path / "rules"
     shutil.copytree(rules.source_dir, changed)
     with open(changed / "matching.yaml", "a", encoding="utf-8") as fh:

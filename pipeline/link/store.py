@@ -26,12 +26,18 @@ ordinary `RegistryIndex` of them, carrying the whole registry's statistics
 (size, chance agreements, name frequencies, lexicon). Every person who shares a
 key with an export person is in it, so every block is whole: blocking (block
 sizes included), scoring and decisions are the same as against the whole
-registry. A hash collision can only add a person no block reaches.
+registry. Only a collision of two texts' 64-bit hashes (some 10^-19 for a given
+pair) could differ: it would add a person no block reaches, or count two
+values' people as one block.
+
+The hashes and the stored arrays come from numpy, pandas and pyarrow: the store
+records their versions, the rules' and the code's digests, and a run refuses a
+store built with others.
 
 Memory: while the store is built, one chunk, the distinct values of the
-counted columns (names, places, dates) and, one map at a time, that map's keys
-(8 bytes a person) to count them; at night, one map file at a time and the
-people the province's keys reach.
+counted columns (names, places, dates) and, one map at a time, that map's
+columns (some 32 bytes a person while it is sorted); at night, one lookup's
+pages at a time and the people the province's keys reach.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import hashlib
 import json
 import logging
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -93,6 +100,11 @@ def rules_digest(rules: Rules) -> str:
     for path in sorted(p for p in rules.source_dir.rglob("*") if p.is_file()):
         h.update(path.relative_to(rules.source_dir).as_posix().encode() + b"\0" + file_digest(path).encode() + b"\n")
     return h.hexdigest()
+
+
+def libraries() -> str:
+    """The versions the store's hashes and arrays depend on."""
+    return f"python {sys.version.split()[0]}, numpy {np.__version__}, pandas {pd.__version__}, pyarrow {pa.__version__}"
 
 
 def map_columns(rules: Rules) -> list[tuple[str, ...]]:
@@ -280,7 +292,7 @@ def build_store(registry: Path, store: Path, rules: Rules, chunk_rows: int = 2_0
         meta = {"version": VERSION, "population": offset, "tone_style": style,
                 "chance_agreement": _whole_agreements(offset, counted, keys), "lexicon": sorted(words), "kinds": kinds,
                 "maps": [list(m) for m in maps], "parts": parts, "rules": rules_digest(rules),
-                "code": source_digest(), "registry": str(registry.resolve())}
+                "code": source_digest(), "libraries": libraries(), "registry": str(registry.resolve())}
         (tmp / STORE_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -311,7 +323,7 @@ def _sort_map(folder: Path) -> np.ndarray:
     """Sort a map's files by key (ties by row) and add `block`: the number of registry people with
     the key (its block's size in the whole registry), so that a run leaves out the blocks their
     rules skip without reading them. Returns those numbers, one per distinct key. Holds the map's
-    columns (8 bytes a person each), not the registry."""
+    columns and the sort order (8 bytes a person each), not the registry."""
     if not (folder / "key.int64").exists():       # no one has such a key
         _append(folder, key=np.zeros(0, np.int64), row=np.zeros(0, np.int64))
     key = np.fromfile(folder / "key.int64", dtype=np.int64)
@@ -339,8 +351,7 @@ def _merge_counts(total: pa.Table | None, more: pa.Table) -> pa.Table:
     if total is None:
         return more
     merged = pa.concat_tables([total, more.cast(total.schema)]).group_by("values").aggregate([("counts", "sum")])
-    return merged.rename_columns(["values", "counts"]) if merged.column_names[0] == "values" else \
-        pa.table({"values": merged.column("values"), "counts": merged.column("counts_sum")})
+    return pa.table({"values": merged.column("values"), "counts": merged.column("counts_sum")})
 
 
 def _whole_agreements(people: int, counted: dict[str, pa.Table], keys: dict[tuple[str, ...], np.ndarray]) -> dict:
@@ -395,6 +406,9 @@ class RegistryStore:
             raise RegistryError(f"partitioned registry {path} was built with other rules than {rules.source_dir}: {rebuild}")
         if meta.get("code") != source_digest():
             raise RegistryError(f"partitioned registry {path} was built by another version of vaxrecon: {rebuild}")
+        if meta.get("libraries") != libraries():
+            raise RegistryError(f"partitioned registry {path} was built with other versions of Python, numpy, pandas "
+                                f"or pyarrow ({meta.get('libraries')}, here {libraries()}): {rebuild}")
         wanted = map_columns(rules)
         if [tuple(m) for m in meta["maps"]] != wanted:
             raise RegistryError(f"partitioned registry {path} has no keys for some blocking rules: {rebuild}")
@@ -566,7 +580,6 @@ class RegistryStore:
         index._lookups["lexicon"] = self._lexicon
         index._lookups["name_counts"] = {col: self._name_counts(col, built.people[col])
                                          for col in ("name_fold", "name_key")}
-        index._lookups["registry_rows"] = rows
         if blocks is not None:
             index._lookups["block_sizes"] = {cols: self._sizes(cols, keys, sizes, index)
                                              for cols, (keys, sizes) in blocks.items()}
