@@ -19,7 +19,7 @@ import pandas as pd
 
 from pipeline.link.encoded import DAY_OFFSET, MAX_KEY, NAT, RegistryCodes, days_of
 from pipeline.link.index import RegistryIndex
-from pipeline.link.keys import codes_in, digit_key, search_in_order
+from pipeline.link.keys import codes_in, digit_key, search_in_order, spans
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,7 @@ def _part(index: RegistryIndex, column: str, with_codes: bool = False) -> KeyPar
         part = KeyPart(codes, len(dictionary) if dictionary is not None else int(codes.max(initial=-1)) + 1,
                        dictionary)
     elif column in ("pid_head", "pid_tail"):   # halves of 12-digit person IDs, keyed as 6-digit strings
-        pid = reg.codes["person_id"]
-        value = pid // 16
-        half = value // 10 ** 6 if column == "pid_head" else value % 10 ** 6
-        codes = np.where((pid >= 0) & (pid % 16 == 12), half * 16 + 6, -1).astype(np.int64)
+        codes = id_half(reg.codes["person_id"], column)
         part = KeyPart(codes, int(codes.max(initial=-1)) + 1, None)
     elif pd.api.types.is_datetime64_any_dtype(index.people[column].dtype):
         part = KeyPart(_day_codes(index.people[column]), 2 * DAY_OFFSET + 1, None)
@@ -66,6 +63,14 @@ def _part(index: RegistryIndex, column: str, with_codes: bool = False) -> KeyPar
         part = KeyPart(codes32.astype(np.int64), len(uniques), pd.Index(uniques))
     index._lookups[cache_key] = part
     return part
+
+
+def id_half(pid: np.ndarray, column: str) -> np.ndarray:
+    """The first (`pid_head`) or last (`pid_tail`) six digits of 12-digit person IDs given as digit
+    keys, as the digit key of that 6-digit string; -1 where the ID is not 12 digits."""
+    value = pid // 16
+    half = value // 10 ** 6 if column == "pid_head" else value % 10 ** 6
+    return np.where((pid >= 0) & (pid % 16 == 12), half * 16 + 6, -1).astype(np.int64)
 
 
 def _day_codes(values: pd.Series) -> np.ndarray:
@@ -163,11 +168,9 @@ def _block(profiles: pd.DataFrame, index: RegistryIndex, keys: list[str], reg_ke
     ok = (exp >= 0) & (size > 0) & ((size if whole is None else whole(profiles, keys)) <= max_block)
     counts, starts = size[ok], lo[ok]
     owners = profiles.index.to_numpy()[ok]
-    total = int(counts.sum())
-    if not total:
+    if not counts.sum():
         return pd.DataFrame({"profile": np.array([], dtype=np.int64), "row": np.array([], dtype=np.int64)})
-    first = np.cumsum(counts) - counts
-    positions = np.repeat(starts - first, counts) + np.arange(total)
+    positions = spans(starts, counts)
     return pd.DataFrame({"profile": np.repeat(owners, counts).astype(np.int64),
                          "row": rule.rows[positions].astype(np.int64)})
 

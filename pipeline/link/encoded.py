@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline.link.index import RegistryIndex
 from pipeline.link.keys import codes_in, digit_key
@@ -55,11 +54,9 @@ def name_fold_text(people: pd.DataFrame) -> pa.ChunkedArray:
 
 def counts_of(dictionary: pd.Index, counts: pa.Table) -> np.ndarray:
     """The count of each dictionary entry in a table of (value, count); 0 where it has none."""
-    entries = pa.array(dictionary.astype("string[pyarrow]", copy=False).array)
-    values = counts.column("value").combine_chunks()
-    at = pc.index_in(entries, value_set=values.cast(entries.type) if values.type != entries.type else values)
-    known = counts.column("count").combine_chunks().to_numpy(zero_copy_only=False).astype(np.int64)
-    pos = at.fill_null(-1).to_numpy(zero_copy_only=False)
+    values = pd.Index(pd.array(counts.column("value").combine_chunks().cast(pa.string()), dtype="string[pyarrow]"))
+    pos = codes_in(values, pd.Series(dictionary.astype("string[pyarrow]", copy=False)))
+    known = counts.column("count").to_numpy().astype(np.int64)
     return np.where(pos >= 0, known[np.maximum(pos, 0)] if len(known) else 0, 0)
 
 

@@ -267,11 +267,16 @@ def chance_agreements(people: pd.DataFrame, digits: dict[str, np.ndarray] | None
         agreement[col] = _chance_agreement(people[col], key)
     if "name_fold" in people and "date_of_birth" in people:
         agreement["date_of_birth|name"] = _pair_agreement_within(people, "name_fold", "date_of_birth")
-    # Unique numbers agree by chance exactly 1/N of the time: more means some are shared.
-    if "person_id" in agreement and agreement["person_id"] * len(people) > 1 + 1e-9:
+    if "person_id" in agreement:
+        warn_if_ids_shared(agreement["person_id"], len(people))
+    return agreement
+
+
+def warn_if_ids_shared(chance: float, people: int) -> None:
+    """Unique numbers agree by chance exactly 1/N of the time: more means some are shared."""
+    if chance * people > 1 + 1e-9:
         log.warning("registry: person_id is not unique (contract 1.1): some numbers belong to more than one row; "
                     "a dose linked to such a number cannot tell them apart")
-    return agreement
 
 
 def _swap(dob: pd.Series) -> pd.Series:

@@ -53,15 +53,27 @@ def source_digest() -> str:
     return h.hexdigest()
 
 
+def libraries() -> str:
+    """The versions of Python and of the libraries whose objects (and hashes) prepared registries hold."""
+    return f"{sys.version}|{np.__version__}|{pd.__version__}|{pa.__version__}"
+
+
+def rules_digest(rules: Rules) -> str:
+    """A digest of the names and contents of the rules' files."""
+    h = hashlib.blake2b(digest_size=16)
+    for path in sorted(p for p in rules.source_dir.rglob("*") if p.is_file()):
+        h.update(path.relative_to(rules.source_dir).as_posix().encode() + b"\0" + file_digest(path).encode() + b"\n")
+    return h.hexdigest()
+
+
 def cache_key(registry_files: list[Path], rules: Rules) -> str:
     """Digest of the registry's content, the rules' files, the pipeline's source and the versions of
     Python and of the libraries whose objects the pickle holds."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(f"{sys.version}|{np.__version__}|{pd.__version__}|{pa.__version__}\n".encode())
+    h.update(libraries().encode() + b"\n")
     for path in sorted(registry_files):
         h.update(file_digest(path).encode() + b"\n")
-    for path in sorted(p for p in rules.source_dir.rglob("*") if p.is_file()):
-        h.update(path.relative_to(rules.source_dir).as_posix().encode() + b"\0" + file_digest(path).encode() + b"\n")
+    h.update(rules_digest(rules).encode())
     h.update(source_digest().encode())
     return h.hexdigest()
 

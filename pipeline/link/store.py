@@ -42,11 +42,9 @@ pages at a time and the people the province's keys reach.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -60,7 +58,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from pipeline.link.candidates import KeyPart, _day_codes, _encode
+from pipeline.link.candidates import KeyPart, _day_codes, _encode, id_half
 from pipeline.link.encoded import DIGIT_KEYS, MAX_KEY, NAT, RegistryCodes, days_of
 from pipeline.link.index import (
     OPTIONAL,
@@ -72,11 +70,11 @@ from pipeline.link.index import (
     chance_from_counts,
     pair_agreement_from_counts,
     registry_frame,
+    warn_if_ids_shared,
 )
-from pipeline.link.keys import digit_key
-from pipeline.link.prepared import prepare, source_digest
+from pipeline.link.keys import digit_key, spans
+from pipeline.link.prepared import libraries, prepare, rules_digest, source_digest
 from pipeline.memory import peak_gb, reset_peak
-from pipeline.output import file_digest
 from pipeline.rules import Rules
 
 log = logging.getLogger(__name__)
@@ -93,18 +91,6 @@ REVIEWED = ["person_id", "old_id", "full_name", "date_of_birth", "birth_year", "
 def is_store(path: Path | str) -> bool:
     """Whether `path` is a registry partitioned by blocking key (a folder with `store.json`)."""
     return (Path(path) / STORE_FILE).is_file()
-
-
-def rules_digest(rules: Rules) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for path in sorted(p for p in rules.source_dir.rglob("*") if p.is_file()):
-        h.update(path.relative_to(rules.source_dir).as_posix().encode() + b"\0" + file_digest(path).encode() + b"\n")
-    return h.hexdigest()
-
-
-def libraries() -> str:
-    """The versions the store's hashes and arrays depend on."""
-    return f"python {sys.version.split()[0]}, numpy {np.__version__}, pandas {pd.__version__}, pyarrow {pa.__version__}"
 
 
 def map_columns(rules: Rules) -> list[tuple[str, ...]]:
@@ -140,10 +126,7 @@ def _registry_part(people: pd.DataFrame, column: str, kind: str) -> tuple[np.nda
     if column in DIGIT_KEYS:
         key = digit_key(people[column], -1, -1)
     elif column in PERSON_KEY_PARTS:
-        pid = digit_key(people["person_id"], -1, -1)
-        value = pid // 16
-        half = value // 10 ** 6 if column == "pid_head" else value % 10 ** 6
-        key = np.where((pid >= 0) & (pid % 16 == 12), half * 16 + 6, -1).astype(np.int64)
+        key = id_half(digit_key(people["person_id"], -1, -1), column)
     elif pd.api.types.is_datetime64_any_dtype(people[column].dtype):
         key = _day_codes(people[column])
     else:
@@ -189,11 +172,7 @@ def _pairs(at: np.ndarray, keys: np.ndarray, map_keys: np.ndarray, map_rows: np.
     order = np.argsort(map_keys, kind="stable")
     mk, mr = map_keys[order], map_rows[order]
     lo, hi = np.searchsorted(mk, keys, "left"), np.searchsorted(mk, keys, "right")
-    counts = hi - lo
-    total = int(counts.sum())
-    first = np.cumsum(counts) - counts
-    positions = np.repeat(lo - first, counts) + np.arange(total)
-    return np.repeat(at, counts), mr[positions]
+    return np.repeat(at, hi - lo), mr[spans(lo, hi - lo)]
 
 
 # ---------------------------------------------------------------- building the store
@@ -241,7 +220,7 @@ def build_store(registry: Path, store: Path, rules: Rules, chunk_rows: int = 2_0
     maps = map_columns(rules)
     tmp = store.with_name(store.name + ".building")
     shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "attributes").mkdir(parents=True)
+    tmp.mkdir(parents=True)
     t0 = time.perf_counter()
     offset, parts, style = 0, [], ""
     kinds: dict[str, str] = {}
@@ -262,9 +241,7 @@ def build_store(registry: Path, store: Path, rules: Rules, chunk_rows: int = 2_0
                 counted[col] = _merge_counts(counted.get(col), _counts(people[col]))
             for col in ("person_id", "phone"):    # values that are not digit strings (the maps count those)
                 counted[col] = _merge_counts(counted.get(col), _counts(people[col][digit_key(people[col], -1, -2) == -2]))
-            for attribute, values in _attributes(people).items():
-                with open(tmp / "attributes" / f"{attribute}.int64", "ab") as fh:
-                    values.astype(np.int64).tofile(fh)
+            _append(tmp / "attributes", **_attributes(people))
             households = _text_hash(people["household_id"])
             for cols in maps:
                 for c in cols:
@@ -366,9 +343,7 @@ def _whole_agreements(people: int, counted: dict[str, pa.Table], keys: dict[tupl
            "person_id": chance_from_counts(np.concatenate([keys[ID_MAPS[0]], n("person_id")]), people),
            "household_id": chance_from_counts(keys[HOUSEHOLD], people),
            "date_of_birth|name": pair_agreement_from_counts(n("name_fold"), keys[NAME_DOB])}
-    if out["person_id"] * people > 1 + 1e-9:
-        log.warning("registry: person_id is not unique (contract 1.1): some numbers belong to more than one row; "
-                    "a dose linked to such a number cannot tell them apart")
+    warn_if_ids_shared(out["person_id"], people)
     return out
 
 
@@ -408,7 +383,7 @@ class RegistryStore:
             raise RegistryError(f"partitioned registry {path} was built by another version of vaxrecon: {rebuild}")
         if meta.get("libraries") != libraries():
             raise RegistryError(f"partitioned registry {path} was built with other versions of Python, numpy, pandas "
-                                f"or pyarrow ({meta.get('libraries')}, here {libraries()}): {rebuild}")
+                                f"or pyarrow: {rebuild}")
         wanted = map_columns(rules)
         if [tuple(m) for m in meta["maps"]] != wanted:
             raise RegistryError(f"partitioned registry {path} has no keys for some blocking rules: {rebuild}")
@@ -435,8 +410,7 @@ class RegistryStore:
         sorted_keys = _mapped(folder / "key.int64")
         lo, hi = np.searchsorted(sorted_keys, keys, "left"), np.searchsorted(sorted_keys, keys, "right")
         del sorted_keys
-        counts = hi - lo
-        positions = np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
+        positions = spans(lo, hi - lo)
         return pa.table({name: _mapped(folder / f"{name}.int64")[positions] for name in ("key", "row", "block", *extra)})
 
     def reach(self, profiles: pd.DataFrame, person_ids: pd.Series | None = None) -> Reach:
@@ -460,16 +434,23 @@ class RegistryStore:
         everyone = np.arange(len(profiles))
         early: list[tuple[np.ndarray, np.ndarray]] = []     # (profile position, row) of the rules before
         unsure: np.ndarray | None = None
+        parts: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}   # a column is in several rules
+
+        def part(column: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
+            if (column, kind) not in parts:
+                parts[column, kind] = _export_part(profiles[column], kind)
+            return parts[column, kind]
+
         for rule in blocking:
             if rule.get("if_unsure") and unsure is None:
-                unsure = np.flatnonzero(~self._sure(profiles, early))
+                unsure = np.flatnonzero(~self._sure(profiles, early, ids, part("name_fold", "text")))
             todo = unsure if rule.get("if_unsure") and unsure is not None else everyone
             cols = tuple(rule["registry"])
             if cols == HOUSEHOLD:
-                at, key = self._household_keys(profiles, todo, ids, by_id)
+                at, key = self._household_keys(todo, ids, by_id)
             else:
-                key, ok = _combine([_export_part(profiles[k].iloc[todo], self.meta["kinds"][c])
-                                    for k, c in zip(rule["keys"], cols, strict=True)])
+                taken = [part(k, self.meta["kinds"][c]) for k, c in zip(rule["keys"], cols, strict=True)]
+                key, ok = _combine([(value[todo], present[todo]) for value, present in taken])
                 at, key = todo[ok], key[ok]
             table = self._lookup(cols, key)
             blocks.setdefault(cols, []).append(table.select(["key", "block"]))
@@ -486,7 +467,7 @@ class RegistryStore:
         rows = np.unique(np.concatenate(found)) if found else np.array([], np.int64)
         return Reach(rows, sizes)
 
-    def _household_keys(self, profiles: pd.DataFrame, todo: np.ndarray, ids: dict, by_id: dict) -> tuple[np.ndarray, np.ndarray]:
+    def _household_keys(self, todo: np.ndarray, ids: dict, by_id: dict) -> tuple[np.ndarray, np.ndarray]:
         """(profile position, household key) of the household of the person with the ID each export
         person wrote: the first registry row with that number (`RegistryIndex.rows_of`), by the
         personal number where one is written, else the old one."""
@@ -508,7 +489,8 @@ class RegistryStore:
             return np.array([], np.int64), np.array([], np.int64)
         return np.concatenate(out_at), np.concatenate(out_key).astype(np.int64)
 
-    def _sure(self, profiles: pd.DataFrame, early: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    def _sure(self, profiles: pd.DataFrame, early: list[tuple[np.ndarray, np.ndarray]], ids: dict,
+              name: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """Per export person: one of its pairs so far is a registry person with the ID it wrote
         (personal or old, exactly), its folded name and its full date of birth
         (`candidates.sure_profiles`), read from the people's attributes kept by row."""
@@ -517,11 +499,10 @@ class RegistryStore:
             return sure
         at = np.concatenate([a for a, _ in early])
         row = np.concatenate([r for _, r in early])
-        personal = digit_key(profiles["id_personal"], -1, -1)[at]
-        old = digit_key(profiles["id_old"], -1, -1)[at]
+        personal, old = ids[ID_MAPS[0]][at], ids[ID_MAPS[1]][at]   # the digit keys of the IDs written
         same_id = (((personal >= 0) & (personal == self._attribute("person_id", row)))
                    | ((old >= 0) & (old == self._attribute("old_id", row))))
-        fold, named = _text_hash(profiles["name_fold"])
+        fold, named = name                  # the folded name's hash, and where there is one
         same_name = named[at] & (fold.view(np.int64)[at] == self._attribute("name_fold", row))
         days = days_of(profiles["dob"])[at].astype(np.int64)
         same_day = (days != NAT) & (days == self._attribute("date_of_birth", row))
@@ -531,14 +512,6 @@ class RegistryStore:
     def _attribute(self, name: str, rows: np.ndarray) -> np.ndarray:
         """One attribute (`_attributes`) of the registry people at `rows`, from the file mapped from disk."""
         return _mapped(self.path / "attributes" / f"{name}.int64")[rows]
-
-    def export_keys(self, profiles: pd.DataFrame, rule: dict) -> np.ndarray:
-        """The keys of `rule` that export persons have (the household rule's come from the IDs)."""
-        if tuple(rule["registry"]) == HOUSEHOLD:
-            return np.array([], np.int64)
-        key, ok = _combine([_export_part(profiles[k], self.meta["kinds"][c])
-                            for k, c in zip(rule["keys"], rule["registry"], strict=True)])
-        return key[ok]
 
     def people(self, rows: np.ndarray, columns: list[str] | None = None) -> pd.DataFrame:
         """The registry rows `rows` (sorted), as `read_registry` gives them (only `columns`, if
