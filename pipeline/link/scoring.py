@@ -206,6 +206,14 @@ def score_pairs(pairs: pd.DataFrame, profiles: pd.DataFrame, index: RegistryInde
     are re-estimated from this batch's confident links (see `estimate_m`) before the weights
     are applied.
     """
+    out = compare_pairs(pairs, profiles, index, model)
+    comparisons = estimate_m(out, model) if estimate else model["comparisons"]
+    return apply_weights(out, comparisons, index.chance_agreement, float(model.get("tf_floor", 1e-7)))
+
+
+def compare_pairs(pairs: pd.DataFrame, profiles: pd.DataFrame, index: RegistryIndex, model: dict) -> pd.DataFrame:
+    """The pairs with each field's comparison level and the name's term frequency: all that their
+    weights need besides the m probabilities and the registry's chance agreements."""
     reg = RegistryCodes.of(index)
     prof = ProfileCodes.of(profiles, reg)
     pi = profiles.index.get_indexer(pairs["profile"].to_numpy())
@@ -222,25 +230,25 @@ def score_pairs(pairs: pd.DataFrame, profiles: pd.DataFrame, index: RegistryInde
     level = out["name_level"].array
     out["name_tf"] = np.select([level == "exact", (level == "fold") | (level == "fold_marked")],
                                [prof.name_key_freq[pi], prof.name_fold_freq[pi]], tf_candidate)
-    comparisons = estimate_m(out, model) if estimate else model["comparisons"]
-    return apply_weights(out, comparisons, index, float(model.get("tf_floor", 1e-7)))
+    return out
 
 
-def apply_weights(out: pd.DataFrame, comparisons: dict, index: RegistryIndex, floor: float) -> pd.DataFrame:
-    """Per-field weights and their sum (log2 Bayes factor) from the comparison levels."""
-    chance = {"sex": index.chance_agreement["sex"], "phone": index.chance_agreement["phone"],
-              "place": index.chance_agreement["place_fold"], "dob": index.chance_agreement["date_of_birth"],
-              "id": index.chance_agreement["person_id"]}
+def apply_weights(out: pd.DataFrame, comparisons: dict, chance_agreement: dict[str, float], floor: float) -> pd.DataFrame:
+    """Per-field weights and their sum (log2 Bayes factor) from the comparison levels and the
+    registry's chance agreements (`RegistryIndex.chance_agreement`)."""
+    chance = {"sex": chance_agreement["sex"], "phone": chance_agreement["phone"],
+              "place": chance_agreement["place_fold"], "dob": chance_agreement["date_of_birth"],
+              "id": chance_agreement["person_id"]}
     total = np.zeros(len(out))
     for field in FIELDS:
         w = level_weights(comparisons, field, out[f"{field}_level"].array,
                           out["name_tf"].to_numpy() if field == "name" else None, floor, chance.get(field),
-                          {"household": index.chance_agreement["household_id"]})
+                          {"household": chance_agreement["household_id"]})
         if field == "dob":
             # People who share a name share a birth date more often than strangers (names follow
             # birth cohorts): where the names agree, u(exact date) is measured within name groups.
             named = out["name_level"].isin(["exact", "fold", "fold_marked"]).to_numpy() & (out["dob_level"] == "exact").to_numpy()
-            within = max(index.chance_agreement["date_of_birth|name"], chance["dob"])
+            within = max(chance_agreement["date_of_birth|name"], chance["dob"])
             w = np.where(named, w - np.log2(within / chance["dob"]), w)
         out[f"{field}_weight"] = w
         total += w
@@ -265,8 +273,13 @@ def estimate_m(scored: pd.DataFrame, model: dict) -> dict:
     confident pairs whose field is present, with k = `m_prior_strength`
     pseudo-pairs; the 'missing' level stays neutral (m = u = 1).
     """
-    k = float(model.get("m_prior_strength", 500))
-    comparisons = {f: {lv: dict(spec) for lv, spec in levels.items()} for f, levels in model["comparisons"].items()}
+    return m_from_counts(confident_counts(scored), model)
+
+
+def confident_counts(scored: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per field, how many confident pairs (`CONFIDENT`) have each of its levels (missing left out).
+    A pair's confidence depends only on the other candidates of its export person: the counts of
+    batches of whole export persons add up to those of the batches together."""
     # Unique: the only candidate of its export person with the same name (with or without
     # diacritics) and the same full date of birth. Every such candidate comes from the name and
     # date rule, which runs for every export person, so this does not depend on which looser
@@ -274,15 +287,30 @@ def estimate_m(scored: pd.DataFrame, model: dict) -> dict:
     agree = (scored["name_level"].isin(["exact", "fold", "fold_marked"]) & (scored["dob_level"] == "exact")).to_numpy()
     per_profile = pd.Series(agree).groupby(scored["profile"].to_numpy()).transform("sum").to_numpy()
     d = scored.assign(unique_in_profile=agree & (per_profile == 1))
+    out = {}
     for field, select in CONFIDENT.items():
-        levels = comparisons[field]
         present = d.loc[select(d) & (d[f"{field}_level"] != "missing"), f"{field}_level"]
-        counts = present.value_counts()
-        n = float(counts.sum())
+        out[field] = {str(level): int(n) for level, n in present.value_counts().items()}
+    return out
+
+
+def add_counts(a: dict[str, dict[str, int]], b: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """Two batches' `confident_counts` together."""
+    return {f: {lv: a.get(f, {}).get(lv, 0) + b.get(f, {}).get(lv, 0) for lv in {*a.get(f, {}), *b.get(f, {})}}
+            for f in {*a, *b}}
+
+
+def m_from_counts(counts: dict[str, dict[str, int]], model: dict) -> dict:
+    """The comparisons of `model` with each m re-estimated from `confident_counts` (`estimate_m`)."""
+    k = float(model.get("m_prior_strength", 500))
+    comparisons = {f: {lv: dict(spec) for lv, spec in levels.items()} for f, levels in model["comparisons"].items()}
+    for field in CONFIDENT:
+        levels, seen = comparisons[field], counts.get(field, {})
+        n = float(sum(seen.values()))
         prior_total = sum(float(spec["m"]) for lv, spec in levels.items() if lv != "missing")
         for lv, spec in levels.items():
             if lv == "missing":
                 continue
             prior = float(spec["m"]) / prior_total
-            spec["m"] = (float(counts.get(lv, 0)) + k * prior) / (n + k)
+            spec["m"] = (float(seen.get(lv, 0)) + k * prior) / (n + k)
     return comparisons
