@@ -69,10 +69,11 @@ def _retry_when_transient(task: Any, task_run: Any, state: Any) -> bool:
 @task(name="link-province", task_run_name="link-{code}", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5,
       retry_condition_fn=_retry_when_transient)
 def link_province(code: str, exports: Path, out: Path, rules_dir: Path, registry: Path, common: str,
-                  run_date: dt.date, decisions: dict, validate: bool, fingerprint: str) -> ProvinceRun:
+                  run_date: dt.date, decisions: dict, validate: bool, fingerprint: str,
+                  slice_persons: int | None = None) -> ProvinceRun:
     """Ingest, normalise and link one province (stage 1)."""
     return prepare_province(code, exports, out, rules_dir, registry, common, run_date, decisions, validate,
-                            fingerprint)
+                            fingerprint, slice_persons)
 
 
 @task(name="check-doses", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5,
@@ -114,8 +115,11 @@ def _gather(futures: dict[str, PrefectFuture], runs: dict[str, ProvinceRun]) -> 
 def nightly_reconciliation(registry: str | Path, exports: str | Path, out: str | Path,
                            provinces: list[str] | None = None, run_date: dt.date | str | None = None,
                            rules: str | Path | None = None, state: str | None = None, validate: bool = True,
-                           force: bool = False) -> dict[str, Any]:
+                           force: bool = False, slice_persons: int | None = None) -> dict[str, Any]:
     """Reconcile every province folder of `exports` against `registry`, writing under `out`.
+
+    A province's export persons are linked `slice_persons` at a time (default
+    `DEFAULT_SLICE_PERSONS`): what linking holds at once is bounded, the results do not change.
 
     Returns the run summary (also written to OUT/run.json); its `exit_code` is 0 when every province
     completed and every file was read, 3 when a province failed or a file was quarantined.
@@ -154,7 +158,7 @@ def nightly_reconciliation(registry: str | Path, exports: str | Path, out: str |
             log.info("province %s: inputs unchanged, linking reused", code)
         else:
             futures[code] = link_province.submit(code, exports, out, rules_dir, registry, common, run_date,
-                                                 decisions, validate, fp)
+                                                 decisions, validate, fp, slice_persons)
     _gather(futures, runs)
 
     linked = [c for c in codes if runs[c].error is None]

@@ -41,9 +41,9 @@ from pipeline.ingest import IngestError, ReadResult, read_export
 from pipeline.link.index import RegistryIndex
 from pipeline.link.prepared import prepared_index
 from pipeline.link.store import RegistryStore, is_store
-from pipeline.memory import peak_gb, release, reset_peak
+from pipeline.memory import DEFAULT_SLICE_PERSONS, peak_gb, release, reset_peak
 from pipeline.output import quarantine, replace_dir, tree_digest, write_json, write_parquet
-from pipeline.reconcile import apply_decisions, assemble, link, normalise, reachable_index, to_arrow
+from pipeline.reconcile import apply_decisions, assemble, link, named_persons, normalise, to_arrow
 from pipeline.report import write_report
 from pipeline.review import write_review
 from pipeline.rules import ALL_CODES, STATUSES, Rules, load_rules
@@ -349,7 +349,7 @@ def _validator(out: Path, rules: Rules, validate: bool) -> tuple[Validator | Non
 @one_province_at_a_time
 def prepare_province(code: str, exports: Path, out: Path, rules_dir: Path, registry: Path, common: str,
                      run_date: dt.date, decisions: dict[str, Decision], validate: bool,
-                     fingerprint: str) -> ProvinceRun:
+                     fingerprint: str, slice_persons: int | None = None) -> ProvinceRun:
     """Stage 1 for one province: ingest, normalise, link; write OUT/work/<PP>/linked.parquet."""
     release(freeze=True, thaw=True)   # what the province before freed goes back before this one grows
     rules = rules_for(rules_dir)
@@ -369,12 +369,10 @@ def prepare_province(code: str, exports: Path, out: Path, rules_dir: Path, regis
             source = pending.result()
         with StageTimer(t, "normalise", run.stage_peak_gb):
             norm = normalise(raw, rules, run_date, source.tone_style, source.lexicon(rules))
-        with StageTimer(t, "index", run.stage_peak_gb):
-            index = source if isinstance(source, RegistryIndex) else reachable_index(norm, source, decisions)
         with StageTimer(t, "link", run.stage_peak_gb):
-            result = link(norm, index, rules)
-            run.decisions = apply_decisions(result, decisions, index)
-            frame = assemble(raw, result, index, code)
+            result = link(norm, source, rules, named_persons(decisions), slice_persons or DEFAULT_SLICE_PERSONS)
+            run.decisions = apply_decisions(result, decisions, result.index)
+            frame = assemble(raw, result, result.index, code)
         person_codes = frame.attrs.pop("person_codes")
         run.rows, run.profiles = len(frame), result.n_profiles
         table = pa.Table.from_pandas(frame, preserve_index=False).append_column("person_codes", person_codes)

@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from pipeline.memory import DEFAULT_SLICE_PERSONS
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
 
@@ -61,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true",
                      help="recompute every province, even those whose files, registry, rules and review "
                           "decisions are unchanged since their last successful run (default: reuse them)")
+    run.add_argument("--slice-persons", type=int, default=DEFAULT_SLICE_PERSONS, metavar="N",
+                     help="link a province's export persons (the distinct people its rows describe) N at a time "
+                          f"(default {DEFAULT_SLICE_PERSONS:,}): less memory for a large province, the same "
+                          "results")
     scale = run.add_mutually_exclusive_group()
     scale.add_argument("--workers", type=int, default=None, metavar="N",
                        help="run provinces in parallel on a local Dask cluster of N worker processes")
@@ -152,6 +158,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         log.error("--workers must be at least 1")
         return EXIT_USAGE
+    if args.slice_persons < 1:
+        log.error("--slice-persons must be at least 1")
+        return EXIT_USAGE
     from flows.server import api, start_early
 
     server = start_early()   # Prefect's temporary server boots while the pipeline loads
@@ -166,7 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             summary = with_runner(args.workers, args.dask_address)(
                 registry=args.registry, exports=args.exports, out=args.out, provinces=provinces,
                 run_date=args.run_date, rules=args.rules, state=args.state, validate=not args.no_validate,
-                force=args.force)
+                force=args.force, slice_persons=args.slice_persons)
     except (RegistryError, RulesError) as exc:
         log.error("%s", exc)
         return EXIT_FAILED

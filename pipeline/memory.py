@@ -16,6 +16,9 @@ import sys
 from pathlib import Path
 
 _STATUS, _CLEAR = Path("/proc/self/status"), Path("/proc/self/clear_refs")
+# Export persons of a province linked at a time in a nightly run (`pipeline.reconcile.link`):
+# what linking holds at once grows with it, the results do not change (BENCHMARKS.md).
+DEFAULT_SLICE_PERSONS = 250_000
 
 
 def reset_peak() -> bool:

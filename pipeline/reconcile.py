@@ -20,7 +20,13 @@ from pipeline.link.index import RegistryIndex
 from pipeline.link.keys import place_key
 from pipeline.link.persons import pool_export_persons
 from pipeline.link.profiles import build_profiles
-from pipeline.link.scoring import score_pairs
+from pipeline.link.scoring import (
+    add_counts,
+    apply_weights,
+    compare_pairs,
+    confident_counts,
+    m_from_counts,
+)
 from pipeline.link.store import RegistryStore
 from pipeline.normalize.records import normalize_exports
 from pipeline.rules import PERSON_CODES, Rules
@@ -39,6 +45,7 @@ class LinkResult:
     rows: pd.DataFrame          # normalised rows + link columns, same index as the raw rows
     n_profiles: int
     n_pairs: int
+    index: RegistryIndex        # the index whose rows `best_row` and `candidate_rows` number
 
 
 def normalise(raw: pd.DataFrame, rules: Rules, run_date: dt.date, style: str,
@@ -88,27 +95,65 @@ def find_candidates(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> C
     return Candidates(rejected, reasons, profiles, profile_of_row, pairs)
 
 
-def reachable_index(norm: pd.DataFrame, store: RegistryStore, decisions: dict[str, Decision]) -> RegistryIndex:
-    """From a registry partitioned by blocking key, the index of the people that the export persons
-    of `norm` can be linked to (and of those the reviewers' decisions name): the same blocks,
-    scores and decisions as the whole registry gives them (`pipeline.link.store`)."""
-    profiles, _ = build_profiles(norm[reject_reasons(norm).isna().to_numpy()])
-    named = pd.Series([d.decision for d in decisions.values() if d.decision != "none"], dtype="string[pyarrow]")
-    return store.index_for(profiles, named)
+def link(norm: pd.DataFrame, registry: RegistryIndex | RegistryStore, rules: Rules,
+         named: pd.Series | None = None, slice_persons: int | None = None) -> LinkResult:
+    """Group rows into export persons, find candidates, score, decide; map back to rows.
 
-
-def link(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> LinkResult:
-    """Group rows into export persons, find candidates, score, decide; map back to rows."""
+    The export persons are linked `slice_persons` at a time (all at once by default): candidates
+    and comparison levels per slice; the m probabilities from the confident pairs of every slice;
+    then weights and decisions per slice. Against a partitioned registry (`pipeline.link.store`),
+    each slice reads only the people it reaches. What spans export persons (two claiming one
+    registry person; the rows of one person pooled) is decided over all of them together, so the
+    result does not depend on the slices. `named`: person IDs that reviewers' decisions name
+    (read from a partitioned registry, so that `apply_decisions` finds them).
+    """
     model = rules.matching
-    cand = find_candidates(norm, index, rules)
-    rejected, profiles, profile_of_row, pairs = cand.rejected, cand.profiles, cand.profile_of_row, cand.pairs
-    scored = score_pairs(pairs, profiles, index, model)
-    index.compact(model["blocking"])   # the registry's key-only columns are not needed any more
-    decisions = decide(profiles, scored, model, index.population)
-    del scored
+    reasons = reject_reasons(norm)
+    rejected = reasons.notna().to_numpy()
+    profiles, profile_of_row = build_profiles(norm[~rejected])
+    step = max(int(slice_persons or len(profiles)), 1)
+    starts = range(0, len(profiles), step) if len(profiles) else range(1)
+    single = len(starts) == 1
+    compared: list[tuple[pd.DataFrame, pd.DataFrame]] = []
+    counts: dict[str, dict[str, int]] = {}
+    n_pairs = 0
+    index: RegistryIndex | None = None
+    for number, start in enumerate(starts, 1):
+        part = profiles.iloc[start:start + step].copy()
+        # the part of a partitioned registry that a single slice reads holds the reviewers' persons too
+        index = registry if isinstance(registry, RegistryIndex) else registry.index_for(part, named if single else None)
+        part["id_household"] = id_households(part, index)   # the registry's household codes
+        pairs = candidate_pairs(part, index, model["blocking"])
+        levels = compare_pairs(pairs, part, index, model)
+        if "store_rows" in index._lookups:    # a part of a partitioned registry: its rows as the registry's
+            levels["row"] = index._lookups["store_rows"][levels["row"].to_numpy()]
+        counts = add_counts(counts, confident_counts(levels))
+        compared.append((part, levels))
+        n_pairs += len(pairs)
+        if not single:
+            log.info("link: slice %d of %d: %d export persons, %d candidate pairs", number, len(starts), len(part),
+                     len(pairs))
+            index = None
+        del pairs
+    if isinstance(registry, RegistryIndex):
+        registry.compact(model["blocking"])   # the registry's key-only columns are not needed any more
+    comparisons = m_from_counts(counts, model)
+    floor = float(model.get("tf_floor", 1e-7))
+    decided = []
+    while compared:    # each slice's levels freed once decided
+        part, levels = compared.pop(0)
+        decided.append(decide(part, apply_weights(levels, comparisons, registry.chance_agreement, floor), model,
+                              registry.population))
+        del part, levels
+    decisions = pd.concat(decided) if len(decided) > 1 else decided[0]
     decisions = resolve_conflicts(decisions, profiles)
+    if isinstance(registry, RegistryIndex):
+        index = registry
+    else:    # the people the decisions name: the one slice's part, or read now
+        index = index if index is not None else _named_people(registry, decisions, named)
+        _renumber(decisions, index._lookups["store_rows"])
     decisions = pool_export_persons(profiles, decisions, index)
-    log.info("link: %d rows, %d export persons, %d candidate pairs", len(norm), len(profiles), len(pairs))
+    log.info("link: %d rows, %d export persons, %d candidate pairs", len(norm), len(profiles), n_pairs)
     rows = norm.copy()
     rows["rejected"] = rejected
     rows["profile"] = profile_of_row.reindex(rows.index).astype("Int64")
@@ -118,11 +163,32 @@ def link(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> LinkResult:
     rows["best_row"] = d["best_row"]
     rows["match_score"] = d["match_score"].fillna(0.0).where(~rejected, 0.0)
     rows["match_reason"] = d["reason"].fillna("không tìm thấy ai phù hợp trong CSDL dân cư")
-    rows.loc[rejected, "match_reason"] = cand.reasons[rejected]
+    rows.loc[rejected, "match_reason"] = reasons[rejected]
     rows["match_reason"] = _written_with_extras(rows, rejected)
     rows["candidate_rows"] = d["candidate_rows"]
     rows["case_key"] = case_keys(rows)
-    return LinkResult(rows, len(profiles), len(pairs))
+    return LinkResult(rows, len(profiles), n_pairs, index)
+
+
+def _named_people(store: RegistryStore, decisions: pd.DataFrame, named: pd.Series | None) -> RegistryIndex:
+    """The people of a partitioned registry that the decisions name (best rows and review
+    candidates, as registry rows) or that the `named` IDs name, as one index."""
+    best = decisions["best_row"].dropna().to_numpy(dtype=np.int64)
+    lists = [np.asarray(c, dtype=np.int64) for c in decisions["candidate_rows"].dropna()]
+    ids = store.rows_with_ids(named) if named is not None and len(named) else np.array([], np.int64)
+    return store.index_of(np.unique(np.concatenate([best, *lists, ids])), for_linking=False)
+
+
+def _renumber(decisions: pd.DataFrame, rows: np.ndarray) -> None:
+    """The decisions' registry rows (best row, review candidates) as rows of an index of the
+    registry rows `rows` (sorted; every one the decisions name among them), in place."""
+    renumbered = np.searchsorted(rows, decisions["best_row"].fillna(0).to_numpy(dtype=np.int64))
+    decisions["best_row"] = pd.Series(renumbered, index=decisions.index, dtype="Int64").where(
+        decisions["best_row"].notna())
+    listed = decisions["candidate_rows"].notna().to_numpy()
+    decisions.loc[listed, "candidate_rows"] = pd.Series(
+        [list(np.searchsorted(rows, np.asarray(c, dtype=np.int64))) for c in decisions.loc[listed, "candidate_rows"]],
+        index=decisions.index[listed], dtype=object)
 
 
 WRITTEN_WITH_EXTRAS = {"id_recovered": "số giấy tờ ghi kèm chữ hoặc ký hiệu thừa; ",
@@ -281,3 +347,8 @@ def to_arrow(frame: pd.DataFrame | pa.Table, error_codes: pa.ListArray) -> pa.Ta
         arrays.append(col.cast(field.type) if col.type != field.type else col)
     out = pa.Table.from_arrays(arrays, schema=CORRECTED_SCHEMA)
     return out.sort_by([("source_file", "ascending"), ("source_row", "ascending")])
+
+
+def named_persons(decisions: dict[str, Decision]) -> pd.Series:
+    """The person IDs that reviewers' decisions name."""
+    return pd.Series([d.decision for d in decisions.values() if d.decision != "none"], dtype="string[pyarrow]")

@@ -332,8 +332,11 @@ def test_a_bad_config_is_refused_with_every_problem(tmp_path):
     bad.write_text("registry: r.parquet\nprovinces: [01, 79]\nworkrs: 2\n", encoding="utf-8")
     with pytest.raises(DeploymentError, match=r"unknown key 'workrs'.*'exports' is required.*'out' is required"):
         load_config(bad)
-    bad.write_text("registry: r\nexports: e\nout: o\nprovinces: [01, 79]\n", encoding="utf-8")
-    assert load_config(bad)["provinces"] == ["01", "79"]
+    bad.write_text("registry: r\nexports: e\nout: o\nslice_persons: 0\nworkers: two\n", encoding="utf-8")
+    with pytest.raises(DeploymentError, match=r"'workers' must be a whole number.*'two'.*'slice_persons' must be"):
+        load_config(bad)
+    bad.write_text("registry: r\nexports: e\nout: o\nprovinces: [01, 79]\nslice_persons: 100000\n", encoding="utf-8")
+    assert load_config(bad)["provinces"] == ["01", "79"] and load_config(bad)["slice_persons"] == 100000
 
 
 def test_serve_check_reads_the_deployment(capsys):

@@ -42,7 +42,8 @@ REG = registry([
 ])
 
 
-def run_rows(rows, reg: pd.DataFrame = REG, problems=None, dose_dates=None):
+def export_rows(rows, problems=None, dose_dates=None) -> pd.DataFrame:
+    """Raw export rows of province 01 from (name, birth date, sex, ID, phone, ward) tuples."""
     cols = ["full_name", "date_of_birth", "sex", "id_number", "phone", "ward"]
     raw = pd.DataFrame(rows, columns=cols)
     raw["district"] = "Quận 2"
@@ -55,6 +56,11 @@ def run_rows(rows, reg: pd.DataFrame = REG, problems=None, dose_dates=None):
     raw["source_row"] = range(2, 2 + len(raw))
     if problems is not None:
         raw["read_problem"] = pd.array(problems, dtype="string[pyarrow]")
+    return raw
+
+
+def run_rows(rows, reg: pd.DataFrame = REG, problems=None, dose_dates=None):
+    raw = export_rows(rows, problems, dose_dates)
     index = build_index(reg)
     from pipeline.rules import default_rules
 

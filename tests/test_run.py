@@ -128,6 +128,9 @@ def test_usage_errors_and_unreadable_registry(tmp_path):
                  "--out", str(tmp_path / "o")]) == 1
     assert main(["run", "--registry", str(SAMPLE / "registry.parquet"), "--exports", str(tmp_path / "none"),
                  "--out", str(tmp_path / "o")]) == 2
+    assert main(["run", "--registry", str(SAMPLE / "registry.parquet"), "--exports", str(SAMPLE / "exports"),
+                 "--out", str(tmp_path / "o"), "--slice-persons", "0"]) == 2
+    assert not (tmp_path / "o").exists()
 
 def test_relative_output_folder(tmp_path, monkeypatch):
     """`make demo` passes a relative --out: every writer must cope."""

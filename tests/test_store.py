@@ -11,14 +11,30 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.ingest import read_export
-from pipeline.link.index import RegistryError, build_index, load_index, registry_people
+from pipeline.link.index import (
+    RegistryError,
+    RegistryIndex,
+    build_index,
+    load_index,
+    registry_people,
+)
+from pipeline.link.profiles import build_profiles
 from pipeline.link.store import RegistryStore, build_store
-from pipeline.reconcile import assemble, find_candidates, link, normalise, reachable_index
+from pipeline.reconcile import (
+    apply_decisions,
+    assemble,
+    case_keys,
+    find_candidates,
+    link,
+    normalise,
+    reject_reasons,
+)
 from pipeline.rules import load_rules
+from pipeline.state import Decision
 
 from .conftest import RUN_DATE, SAMPLE
 from .test_flow import _same_outputs
-from .test_link import REG, RUN
+from .test_link import REG, RUN, export_rows
 
 SAMPLE_PEOPLE = pq.read_metadata(SAMPLE / "registry.parquet").num_rows
 
@@ -34,7 +50,14 @@ def _province_rows(code: str, rules) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _reached(norm: pd.DataFrame, store: RegistryStore) -> RegistryIndex:
+    """The index of the people that the export persons of `norm` reach in `store`."""
+    return store.index_for(build_profiles(norm[reject_reasons(norm).isna().to_numpy()])[0])
+
+
 def test_a_run_against_the_partitioned_registry_writes_what_the_whole_registry_gives(sample_run, tmp_path):
+    """In slices of 400 export persons (the sample's provinces have 230 to 1,511), each of which
+    reads its own part of the registry."""
     code, reference = sample_run
     store = tmp_path / "store"
     assert main(["partition-registry", "--registry", str(SAMPLE / "registry.parquet"), "--store", str(store),
@@ -43,7 +66,7 @@ def test_a_run_against_the_partitioned_registry_writes_what_the_whole_registry_g
     assert registry_people(store) == SAMPLE_PEOPLE
     out = tmp_path / "out"
     assert main(["run", "--registry", str(store), "--exports", str(SAMPLE / "exports"), "--out", str(out),
-                 "--run-date", RUN_DATE.isoformat()]) == code
+                 "--run-date", RUN_DATE.isoformat(), "--slice-persons", "400"]) == code
     _same_outputs(reference, out, ("01", "66", "79"))
     ran, ref = (json.loads((d / "run.json").read_text(encoding="utf-8")) for d in (out, reference))
     assert ran["registry"]["people"] == ref["registry"]["people"] == SAMPLE_PEOPLE
@@ -63,11 +86,14 @@ def test_a_province_reads_part_of_the_registry_with_the_whole_registrys_statisti
 
     raw = _province_rows("66", rules)
     norm = normalise(raw, rules, RUN_DATE, whole.tone_style, whole.lexicon(rules))
-    part = reachable_index(norm, opened, {})
+    part = _reached(norm, opened)
     assert part.population == whole.size
     assert 0 < part.size < whole.size / 10     # a part of the registry: some 300 of its 8,000 people
-    ours, theirs = (assemble(raw, link(norm, index, rules), index, "66") for index in (part, whole))
-    pd.testing.assert_frame_equal(ours, theirs)
+    theirs = link(norm, whole, rules)
+    for slice_persons in (None, 40):    # all at once, and 40 export persons at a time (each reads its part)
+        ours = link(norm, opened, rules, slice_persons=slice_persons)
+        assert ours.n_pairs == theirs.n_pairs
+        pd.testing.assert_frame_equal(assemble(raw, ours, ours.index, "66"), assemble(raw, theirs, whole, "66"))
 
 
 def test_a_block_the_whole_registry_skips_is_skipped_though_the_part_holds_few_of_its_people(tmp_path, rules):
@@ -90,7 +116,7 @@ def test_a_block_the_whole_registry_skips_is_skipped_though_the_part_holds_few_o
     raw = raw.astype("string[pyarrow]").assign(source_file="01/t.csv", source_row=[2, 3])
     whole = build_index(reg, rules)
     norm = normalise(raw, rules, RUN, whole.tone_style, whole.lexicon(rules))
-    part = reachable_index(norm, RegistryStore.open(store, rules), {})
+    part = _reached(norm, RegistryStore.open(store, rules))
     assert sons[40][0] in set(part.people["person_id"])
 
     def pairs(index):
@@ -102,6 +128,41 @@ def test_a_block_the_whole_registry_skips_is_skipped_though_the_part_holds_few_o
     assert len({p for p in pairs(whole) if p[0] == pairs(whole)[0][0]}) == 3     # the three born that day
     del part._lookups["block_sizes"]      # judged by the part's own block sizes instead:
     assert pairs(part) != pairs(whole)    # name_year's block of 4 would not be skipped
+
+
+def test_export_persons_linked_one_at_a_time_are_decided_as_all_at_once(tmp_path, rules):
+    """What spans export persons is decided over all of them, whichever slice each is linked in:
+    two claiming one person, the rows of one person pooled, namesakes' candidates, a reviewer's
+    decision naming a person no row reaches; against the whole registry and a partitioned one."""
+    raw = export_rows([("Nguyễn Văn Hưng", "04/05/1980", "Nam", "001080000001", None, None),
+                       ("Nguyễn Văn Hưn", "04/05/1981", "Nam", "001080000001", None, None),  # claims him too
+                       ("Lê Thị Lan", "14/02/1990", "Nữ", "001190000003", None, "Phường 3"),
+                       ("Lê Thị Lan", "14/02/1990", "Nữ", None, None, "Phường 3"),   # follows the row above
+                       ("Lê Thị Lan", "14/02/1990", "Nữ", None, None, "Phường 7"),   # two namesakes
+                       ("Đoàn Thị Mai", "03/11/1957", "Nữ", None, None, None)])      # no one: a reviewer's
+    whole = build_index(REG, rules)
+    norm = normalise(raw, rules, RUN, whole.tone_style, whole.lexicon(rules))
+    REG.to_parquet(tmp_path / "registry.parquet")
+    build_store(tmp_path / "registry.parquet", tmp_path / "store", rules, chunk_rows=1000)
+    opened = RegistryStore.open(tmp_path / "store", rules)
+    case = case_keys(norm).iloc[5]
+    decisions = {case: Decision("01", case, "001175000005", (), "officer", "2022-05-30T10:00:00", "01.xlsx")}
+
+    def linked(registry, slice_persons):
+        result = link(norm, registry, rules, pd.Series(["001175000005"]), slice_persons)
+        assert result.n_profiles == 6
+        applied = apply_decisions(result, decisions, result.index)
+        return assemble(raw, result, result.index, "01"), applied
+
+    expected, applied = linked(whole, None)
+    assert expected["match_reason"].iloc[1].startswith("hai người khác nhau cùng nhận một người")
+    assert expected["match_reason"].iloc[3].startswith("cùng người")
+    assert expected["status"].iloc[4] == "review" and len(expected["candidate_ids"].iloc[4]) == 2
+    assert expected["person_id"].iloc[5] == "001175000005" and applied["applied"] == 1
+    for registry, slice_persons in ((whole, 1), (whole, 4), (opened, None), (opened, 1), (opened, 4)):
+        got, got_applied = linked(registry, slice_persons)
+        pd.testing.assert_frame_equal(got, expected)
+        assert got_applied == applied
 
 
 def test_a_partitioned_registry_built_with_other_rules_or_libraries_is_refused(tmp_path, rules, monkeypatch):

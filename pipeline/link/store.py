@@ -394,6 +394,15 @@ class RegistryStore:
         return int(self.meta["population"])
 
     @property
+    def population(self) -> int:
+        return self.size
+
+    @property
+    def chance_agreement(self) -> dict[str, float]:
+        """The whole registry's chance agreements (`RegistryIndex.chance_agreement`)."""
+        return dict(self.meta["chance_agreement"])
+
+    @property
     def tone_style(self) -> str:
         return str(self.meta["tone_style"])
 
@@ -539,26 +548,30 @@ class RegistryStore:
             tables.append(empty.select(columns) if columns else empty)
         return registry_frame(pa.concat_tables(tables))
 
-    def index_of(self, rows: np.ndarray, blocks: dict | None = None) -> RegistryIndex:
-        """An index of the registry rows `rows`, carrying the whole registry's statistics and, for the
-        blocking rules, the whole registry's block sizes (`blocks`, from `reach`); prepared for
-        linking."""
+    def index_of(self, rows: np.ndarray, blocks: dict | None = None, for_linking: bool = True) -> RegistryIndex:
+        """An index of the registry rows `rows` (sorted, distinct), carrying the whole registry's
+        statistics; its row i is the registry's row `rows[i]` (kept as `store_rows`). For linking,
+        it also carries the whole registry's name counts and, for the blocking rules, its block
+        sizes (`blocks`, from `reach`), and is prepared; otherwise it serves to look people up."""
         t0 = time.perf_counter()
         people = self.people(rows)
         read = time.perf_counter() - t0
         built = build_index(people, self.rules, agreements=False)
         del people
-        index = RegistryIndex(built.people, self.tone_style, dict(self.meta["chance_agreement"]), built._lookups)
+        index = RegistryIndex(built.people, self.tone_style, self.chance_agreement, built._lookups)
         index._lookups["population"] = self.size
         index._lookups["lexicon"] = self._lexicon
-        index._lookups["name_counts"] = {col: self._name_counts(col, built.people[col])
-                                         for col in ("name_fold", "name_key")}
-        if blocks is not None:
-            index._lookups["block_sizes"] = {cols: self._sizes(cols, keys, sizes, index)
-                                             for cols, (keys, sizes) in blocks.items()}
-        prepare(index, self.rules)
-        log.info("registry: %d of %d people read from the partitioned registry in %.1f s, indexed in %.1f s",
-                 index.size, self.size, read, time.perf_counter() - t0 - read)
+        index._lookups["store_rows"] = rows
+        if for_linking:
+            index._lookups["name_counts"] = {col: self._name_counts(col, built.people[col])
+                                             for col in ("name_fold", "name_key")}
+            if blocks is not None:
+                index._lookups["block_sizes"] = {cols: self._sizes(cols, keys, sizes, index)
+                                                 for cols, (keys, sizes) in blocks.items()}
+            prepare(index, self.rules)
+        log.info("registry: %d of %d people read from the partitioned registry in %.1f s, indexed in %.1f s%s",
+                 index.size, self.size, read, time.perf_counter() - t0 - read, "" if for_linking else
+                 " (the people the decisions name)")
         return index
 
     def _sizes(self, cols: tuple[str, ...], keys: np.ndarray, sizes: np.ndarray,
@@ -610,8 +623,12 @@ class RegistryStore:
     def with_ids(self, person_ids: pd.Series) -> RegistryIndex:
         """The people with these person IDs, with the columns the review queue shows, to be looked
         up by ID (`RegistryIndex.rows_of`): not an index to link with."""
-        key = digit_key(pd.Series(person_ids, dtype="string[pyarrow]"), -1, -1)
-        rows = np.unique(self._lookup(("person_id",), key[key >= 0]).column("row").to_numpy())
+        rows = self.rows_with_ids(person_ids)
         index = RegistryIndex(self.people(rows, REVIEWED), self.tone_style, dict(self.meta["chance_agreement"]))
         index._lookups["population"] = self.size
         return index
+
+    def rows_with_ids(self, person_ids: pd.Series) -> np.ndarray:
+        """The registry rows (sorted) of every person with one of these person IDs."""
+        key = digit_key(pd.Series(person_ids, dtype="string[pyarrow]"), -1, -1)
+        return np.unique(self._lookup(("person_id",), key[key >= 0]).column("row").to_numpy())
