@@ -114,7 +114,7 @@ def link(norm: pd.DataFrame, registry: RegistryIndex | RegistryStore, rules: Rul
     step = max(int(slice_persons or len(profiles)), 1)
     starts = range(0, len(profiles), step) if len(profiles) else range(1)
     single = len(starts) == 1
-    compared: list[tuple[pd.DataFrame, pd.DataFrame]] = []
+    compared: list[tuple[int, pd.DataFrame]] = []    # each slice's first export person and levels
     counts: dict[str, dict[str, int]] = {}
     n_pairs = 0
     index: RegistryIndex | None = None
@@ -128,23 +128,24 @@ def link(norm: pd.DataFrame, registry: RegistryIndex | RegistryStore, rules: Rul
         if "store_rows" in index._lookups:    # a part of a partitioned registry: its rows as the registry's
             levels["row"] = index._lookups["store_rows"][levels["row"].to_numpy()]
         counts = add_counts(counts, confident_counts(levels))
-        compared.append((part, levels))
+        compared.append((start, levels))
         n_pairs += len(pairs)
         if not single:
             log.info("link: slice %d of %d: %d export persons, %d candidate pairs", number, len(starts), len(part),
                      len(pairs))
             index = None
-        del pairs
+        del part, pairs
     if isinstance(registry, RegistryIndex):
         registry.compact(model["blocking"])   # the registry's key-only columns are not needed any more
     comparisons = m_from_counts(counts, model)
     floor = float(model.get("tf_floor", 1e-7))
     decided = []
     while compared:    # each slice's levels freed once decided
-        part, levels = compared.pop(0)
-        decided.append(decide(part, apply_weights(levels, comparisons, registry.chance_agreement, floor), model,
+        start, levels = compared.pop(0)
+        decided.append(decide(profiles.iloc[start:start + step],
+                              apply_weights(levels, comparisons, registry.chance_agreement, floor), model,
                               registry.population))
-        del part, levels
+        del levels
     decisions = pd.concat(decided) if len(decided) > 1 else decided[0]
     decisions = resolve_conflicts(decisions, profiles)
     if isinstance(registry, RegistryIndex):
