@@ -197,23 +197,14 @@ def level_weights(comparisons: dict, field: str, levels: np.ndarray | pd.Categor
     return out
 
 
-def score_pairs(pairs: pd.DataFrame, profiles: pd.DataFrame, index: RegistryIndex, model: dict,
-                estimate: bool = True) -> pd.DataFrame:
-    """Comparison levels, weights and total log2 Bayes factor of every candidate pair.
-
-    Both sides are integer-encoded (`pipeline.link.encoded`): a pair costs integer takes and
-    compares, and only fuzzy name similarity reads text. With `estimate`, the m probabilities
-    are re-estimated from this batch's confident links (see `estimate_m`) before the weights
-    are applied.
-    """
-    out = compare_pairs(pairs, profiles, index, model)
-    comparisons = estimate_m(out, model) if estimate else model["comparisons"]
-    return apply_weights(out, comparisons, index.chance_agreement, float(model.get("tf_floor", 1e-7)))
-
-
 def compare_pairs(pairs: pd.DataFrame, profiles: pd.DataFrame, index: RegistryIndex, model: dict) -> pd.DataFrame:
     """The pairs with each field's comparison level and the name's term frequency: all that their
-    weights need besides the m probabilities and the registry's chance agreements."""
+    weights need besides the m probabilities (`m_from_counts`) and the registry's chance
+    agreements (`apply_weights`).
+
+    Both sides are integer-encoded (`pipeline.link.encoded`): a pair costs integer takes and
+    compares, and only fuzzy name similarity reads text.
+    """
     reg = RegistryCodes.of(index)
     prof = ProfileCodes.of(profiles, reg)
     pi = profiles.index.get_indexer(pairs["profile"].to_numpy())
@@ -266,16 +257,6 @@ CONFIDENT = {
 }
 
 
-def estimate_m(scored: pd.DataFrame, model: dict) -> dict:
-    """m probabilities re-estimated from confident links, blended with the rules' priors.
-
-    m(level) = (count(level) + k * prior_m(level)) / (n + k) over the
-    confident pairs whose field is present, with k = `m_prior_strength`
-    pseudo-pairs; the 'missing' level stays neutral (m = u = 1).
-    """
-    return m_from_counts(confident_counts(scored), model)
-
-
 def confident_counts(scored: pd.DataFrame) -> dict[str, dict[str, int]]:
     """Per field, how many confident pairs (`CONFIDENT`) have each of its levels (missing left out).
     A pair's confidence depends only on the other candidates of its export person: the counts of
@@ -301,7 +282,13 @@ def add_counts(a: dict[str, dict[str, int]], b: dict[str, dict[str, int]]) -> di
 
 
 def m_from_counts(counts: dict[str, dict[str, int]], model: dict) -> dict:
-    """The comparisons of `model` with each m re-estimated from `confident_counts` (`estimate_m`)."""
+    """The comparisons of `model` with each m re-estimated from the confident links of a province
+    (`confident_counts`), blended with the rules' priors.
+
+    m(level) = (count(level) + k * prior_m(level)) / (n + k) over the
+    confident pairs whose field is present, with k = `m_prior_strength`
+    pseudo-pairs; the 'missing' level stays neutral (m = u = 1).
+    """
     k = float(model.get("m_prior_strength", 500))
     comparisons = {f: {lv: dict(spec) for lv, spec in levels.items()} for f, levels in model["comparisons"].items()}
     for field in CONFIDENT:

@@ -624,7 +624,7 @@ class RegistryStore:
         """The people with these person IDs, with the columns the review queue shows, to be looked
         up by ID (`RegistryIndex.rows_of`): not an index to link with."""
         rows = self.rows_with_ids(person_ids)
-        index = RegistryIndex(self.people(rows, REVIEWED), self.tone_style, dict(self.meta["chance_agreement"]))
+        index = RegistryIndex(self.people(rows, REVIEWED), self.tone_style, self.chance_agreement)
         index._lookups["population"] = self.size
         return index
 
