@@ -38,7 +38,7 @@ import pipeline
 from pipeline.codes import code_lists, merge_code_lists
 from pipeline.doses import dose_flags
 from pipeline.ingest import IngestError, ReadResult, read_export
-from pipeline.link.index import RegistryIndex
+from pipeline.link.index import RegistryIndex, registry_files
 from pipeline.link.prepared import prepared_index
 from pipeline.link.store import RegistryStore, is_store
 from pipeline.memory import DEFAULT_SLICE_PERSONS, peak_gb, release, reset_peak
@@ -163,10 +163,6 @@ def export_files(folder: Path) -> list[Path]:
     and Windows' folder files skipped."""
     return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith((".", "~$"))
                   and p.name.lower() not in SYSTEM_FILES)
-
-
-def registry_files(registry: Path) -> list[Path]:
-    return sorted(registry.rglob("*.parquet")) if registry.is_dir() else [registry]
 
 
 def run_inputs_digest(registry: Path, rules_dir: Path, validate: bool) -> str:

@@ -165,6 +165,22 @@ def test_export_persons_linked_one_at_a_time_are_decided_as_all_at_once(tmp_path
         assert got_applied == applied
 
 
+def test_a_partitioned_registry_is_known_by_the_registry_it_was_built_from(tmp_path, rules):
+    """A night's inputs digest (what decides whether a province is reused) names the registry a
+    store was built from, not the folder's files: two builds of one registry are one registry, and
+    a registry that differs in one person's phone is another."""
+    from flows.reconcile import run_inputs_digest
+
+    other = pq.read_table(SAMPLE / "registry.parquet").to_pandas()
+    other.loc[0, "phone"] = "0912345678" if other.loc[0, "phone"] != "0912345678" else "0987654321"
+    other.to_parquet(tmp_path / "other.parquet")       # one person's phone changed: the same name counts
+    for name, source in (("a", SAMPLE / "registry.parquet"), ("b", SAMPLE / "registry.parquet"),
+                         ("c", tmp_path / "other.parquet")):
+        build_store(source, tmp_path / name, rules, chunk_rows=SAMPLE_PEOPLE // 2 + 1)
+    a, b, c = (run_inputs_digest(tmp_path / name, rules.source_dir, True) for name in "abc")
+    assert a == b != c
+
+
 def test_a_partitioned_registry_built_with_other_rules_or_libraries_is_refused(tmp_path, rules, monkeypatch):
     store = tmp_path / "store"
     build_store(SAMPLE / "registry.parquet", store, rules, chunk_rows=SAMPLE_PEOPLE)

@@ -112,6 +112,15 @@ class RegistryIndex:
         return self._lookups["lexicon"]
 
 
+def registry_files(registry: Path) -> list[Path]:
+    """The files whose content is the registry: its Parquet file, or the Parquet files of its folder;
+    of a registry partitioned by blocking key, its `store.json`, which holds the digest of the
+    registry it was built from and of the rules and code that built it (`pipeline.link.store`)."""
+    if (registry / STORE_FILE).is_file():
+        return [registry / STORE_FILE]
+    return sorted(registry.rglob("*.parquet")) if registry.is_dir() else [registry]
+
+
 def registry_people(path: Path | str) -> int:
     """Check the registry's schema from its metadata and count its people, without reading it."""
     path = Path(path)

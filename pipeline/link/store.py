@@ -12,7 +12,9 @@ chunks, as:
   pages it touches. Text parts of a key are hashed (64 bits), so the key of an export
   person is computed the same way from its own values, with no registry
   dictionary in memory.
-- ``people/part-N.parquet``: the registry's rows as given, with their row number.
+- ``people/part-N.arrow``: the registry's rows as given, with their row number, as
+  uncompressed Arrow files: a run maps them from disk and takes the rows it needs,
+  reading only the pages that hold them, with nothing to decode.
 - ``attributes/*.int64``: per person, by row, what decides whether a candidate
   is sure (IDs, folded name, date of birth): read by memory map, a few rows at
   a time.
@@ -69,16 +71,18 @@ from pipeline.link.index import (
     build_index,
     chance_from_counts,
     pair_agreement_from_counts,
+    registry_files,
     registry_frame,
     warn_if_ids_shared,
 )
 from pipeline.link.keys import digit_key, spans
 from pipeline.link.prepared import libraries, prepare, rules_digest, source_digest
 from pipeline.memory import peak_gb, reset_peak
+from pipeline.output import tree_digest
 from pipeline.rules import Rules
 
 log = logging.getLogger(__name__)
-VERSION = 1
+VERSION = 2     # 2: the people as Arrow files (1: Parquet)
 MIX = np.uint64(0x9E3779B97F4A7C15)     # combines the parts of a key (odd: a bijection mod 2^64)
 ID_MAPS = (("person_id",), ("old_id",))
 HOUSEHOLD = ("household_id",)
@@ -230,9 +234,10 @@ def build_store(registry: Path, store: Path, rules: Rules, chunk_rows: int = 2_0
         for number, table in enumerate(_chunks(dataset, columns, chunk_rows)):
             n = table.num_rows
             rows = np.arange(offset, offset + n, dtype=np.int64)
-            name = f"part-{number:05d}.parquet"
+            name = f"part-{number:05d}.arrow"
             (tmp / "people").mkdir(exist_ok=True)
-            pq.write_table(table.append_column("row", pa.array(rows)), tmp / "people" / name, row_group_size=1 << 17)
+            with pa.ipc.new_file(str(tmp / "people" / name), table.schema.append(pa.field("row", pa.int64()))) as out:
+                out.write_table(table.append_column("row", pa.array(rows)), max_chunksize=1 << 17)
             index = build_index(registry_frame(table), rules, agreements=False)
             people = index.people
             style = style or index.tone_style    # the first chunk's first distinct names, as a whole index reads them
@@ -269,7 +274,8 @@ def build_store(registry: Path, store: Path, rules: Rules, chunk_rows: int = 2_0
         meta = {"version": VERSION, "population": offset, "tone_style": style,
                 "chance_agreement": _whole_agreements(offset, counted, keys), "lexicon": sorted(words), "kinds": kinds,
                 "maps": [list(m) for m in maps], "parts": parts, "rules": rules_digest(rules),
-                "code": source_digest(), "libraries": libraries(), "registry": str(registry.resolve())}
+                "code": source_digest(), "libraries": libraries(), "registry": str(registry.resolve()),
+                "content": tree_digest(registry_files(registry), registry if registry.is_dir() else registry.parent)}
         (tmp / STORE_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -524,28 +530,19 @@ class RegistryStore:
 
     def people(self, rows: np.ndarray, columns: list[str] | None = None) -> pd.DataFrame:
         """The registry rows `rows` (sorted), as `read_registry` gives them (only `columns`, if
-        given): part by part, reading only the row groups that hold them."""
-        tables = []
+        given): part by part, each mapped from disk, taking only those rows (so reading only the
+        pages that hold them), and unmapped after."""
+        tables: list[pa.Table] = []
         for part in self.meta["parts"]:
             lo, n = int(part["first_row"]), int(part["rows"])
             a, b = np.searchsorted(rows, [lo, lo + n])
-            if a == b:
+            if a == b and tables:      # (the first part is read even so: its columns, for no rows at all)
                 continue
-            local = rows[a:b] - lo
-            file = pq.ParquetFile(self.path / "people" / part["file"])
-            sizes = np.array([file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)], np.int64)
-            starts = np.r_[0, np.cumsum(sizes)[:-1]]
-            group = np.searchsorted(starts, local, side="right") - 1
-            groups = np.unique(group)
-            table = file.read_row_groups(groups.tolist(), columns=columns)
-            offset = np.zeros(len(sizes), np.int64)      # where each group read starts in `table`
-            offset[groups] = np.r_[0, np.cumsum(sizes[groups])[:-1]]
-            table = table.take(pa.array(offset[group] + local - starts[group]))
-            tables.append(table.drop_columns(["row"]) if "row" in table.column_names else table)
-        if not tables:
-            schema = pq.read_schema(self.path / "people" / self.meta["parts"][0]["file"])
-            empty = schema.empty_table().drop_columns(["row"])
-            tables.append(empty.select(columns) if columns else empty)
+            with pa.memory_map(str(self.path / "people" / part["file"])) as source:
+                table = pa.ipc.open_file(source).read_all()     # no copy: the mapped file's pages
+                table = table.select(columns or [c for c in table.column_names if c != "row"])
+                tables.append(table.take(pa.array(rows[a:b] - lo)).combine_chunks())   # copied out
+                del table
         return registry_frame(pa.concat_tables(tables))
 
     def index_of(self, rows: np.ndarray, blocks: dict | None = None, for_linking: bool = True) -> RegistryIndex:
