@@ -22,8 +22,8 @@ chunks, as:
 - ``store.json``: the whole registry's size, chance agreements, tone style and
   name lexicon, and the digests of the rules and code the keys were built with.
 
-A run then looks up, rule by rule, only the keys its province has, takes
-those people's rows, and builds an
+A run then looks up, rule by rule, only the keys its province (or a slice of
+its export persons) has, takes those people's rows, and builds an
 ordinary `RegistryIndex` of them, carrying the whole registry's statistics
 (size, chance agreements, name frequencies, lexicon). Every person who shares a
 key with an export person is in it, so every block is whole: blocking (block
@@ -39,7 +39,8 @@ store built with others.
 Memory: while the store is built, one chunk, the distinct values of the
 counted columns (names, places, dates) and, one map at a time, that map's
 columns (some 32 bytes a person while it is sorted); at night, one lookup's
-pages at a time and the people the province's keys reach.
+pages at a time and the people that a slice of the province's export persons
+reaches (`pipeline.reconcile.link`).
 """
 
 from __future__ import annotations
