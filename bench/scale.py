@@ -15,7 +15,9 @@ calamine/pyarrow and an exact-ID hash join against the registry's IDs), with
 the ratio run / floor. Then how cost grows with size. With `--registry partitioned` (or `both`), the registry
 is first partitioned by blocking key (`vaxrecon partition-registry`: time, peak memory,
 size on disk) and one night runs against it, printing also how much of the registry
-each province read.
+each province read (each slice of its export persons, `vaxrecon run --slice-persons`).
+`--slice-persons 250000,1000000` runs every night once per slice size (against the
+same partitioned registry), to set memory against time.
 """
 
 from __future__ import annotations
@@ -124,11 +126,14 @@ def _env() -> dict[str, str]:
     return env | {"PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
 
 
-def run_once(data: Path, out: Path, workers: int | None, registry: Path | None = None) -> tuple[float, float, dict, str]:
+def run_once(data: Path, out: Path, workers: int | None, registry: Path | None = None,
+             slice_persons: int | None = None) -> tuple[float, float, dict, str]:
     """One `vaxrecon run --force` (against `registry`, default the set's registry.parquet): wall
     seconds, peak memory in GB, run.json and the run's log."""
     cmd = [sys.executable, "-m", "pipeline.cli", "run", "--registry", str(registry or data / "registry.parquet"),
            "--exports", str(data / "exports"), "--out", str(out), "--run-date", "2026-11-26", "--force"]
+    if slice_persons:
+        cmd += ["--slice-persons", str(slice_persons)]
     if workers:
         cmd += ["--workers", str(workers)]
     seconds, peak_gb, err = measure(cmd, _env())
@@ -136,13 +141,14 @@ def run_once(data: Path, out: Path, workers: int | None, registry: Path | None =
 
 
 REACH = re.compile(r"(\d+) export persons reach (\d+) of (\d+) people \(keys read in ([\d.]+) s\)")
-READ = re.compile(r"people read from the partitioned registry in ([\d.]+) s, indexed in ([\d.]+) s")
+# the people a slice of export persons reaches (not those its decisions name, read after: another ending)
+READ = re.compile(r"people read from the partitioned registry in ([\d.]+) s, indexed in ([\d.]+) s$", re.M)
 
 
-def partitioned(data: Path, size: int, floor: float) -> tuple[float, float]:
-    """The registry partitioned by blocking key (`vaxrecon partition-registry`), then one night
-    against it: build time, peak memory and size on disk; the night's stages; the share of the
-    registry each province read. Returns the night's seconds and peak memory."""
+def partitioned(data: Path, size: int, floor: float, slices: list[int | None]) -> None:
+    """The registry partitioned by blocking key (`vaxrecon partition-registry`), then a night
+    against it per slice size: build time, peak memory and size on disk; the night's stages; the
+    share of the registry each slice of each province read."""
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "store"
         seconds, peak, _ = measure([sys.executable, "-m", "pipeline.cli", "partition-registry", "--registry",
@@ -150,19 +156,21 @@ def partitioned(data: Path, size: int, floor: float) -> tuple[float, float]:
         disk = sum(f.stat().st_size for f in store.rglob("*") if f.is_file()) / 1e9
         print(f"\n== {size:,} people: registry partitioned by blocking key in {seconds:.1f} s, peak memory "
               f"{peak:.2f} GB, {disk:.2f} GB on disk")
-        seconds, peak, summary, err = run_once(data, Path(tmp) / "out", None, store)
-        rows = sum(p["rows"] for p in summary["provinces"].values())
-        print(f"\n== {size:,} people, {rows:,} dose rows, against the partitioned registry: each province reads "
-              "the people its keys reach")
-        print(stage_table(summary, size, rows))
-        # stage 1 (linking) runs for every province before stage 3 reads the review queues' candidates,
-        # so the first READ lines are the provinces' own, in the same order
-        for (persons, read, people, keys), (taken, indexed) in zip(REACH.findall(err), READ.findall(err), strict=False):
-            print(f"  {int(persons):,} export persons reached {int(read):,} of {int(people):,} registry people "
-                  f"({int(read) / int(people):.0%}): keys {keys} s, people read {taken} s, indexed {indexed} s")
-        print(f"whole run {seconds:.1f} s, peak memory {peak:.2f} GB (run and its Prefect server together); "
-              f"floor {floor:.1f} s; ratio run/floor {seconds / floor:.1f}")
-    return seconds, peak
+        for slice_persons in slices:
+            seconds, peak, summary, err = run_once(data, Path(tmp) / "out", None, store, slice_persons)
+            rows = sum(p["rows"] for p in summary["provinces"].values())
+            sliced = f"{slice_persons:,}" if slice_persons else "the default number of"
+            print(f"\n== {size:,} people, {rows:,} dose rows, against the partitioned registry, {sliced} export "
+                  "persons linked at a time: each slice reads the people its keys reach")
+            print(stage_table(summary, size, rows))
+            # stage 1 (linking) runs for every province before stage 3 reads the review queues'
+            # candidates, so the first READ lines are the slices', in the same order
+            for (persons, read, people, keys), (taken, indexed) in zip(REACH.findall(err), READ.findall(err),
+                                                                       strict=False):
+                print(f"  {int(persons):,} export persons reached {int(read):,} of {int(people):,} registry people "
+                      f"({int(read) / int(people):.0%}): keys {keys} s, people read {taken} s, indexed {indexed} s")
+            print(f"whole run {seconds:.1f} s, peak memory {peak:.2f} GB (run and its Prefect server together); "
+                  f"floor {floor:.1f} s; ratio run/floor {seconds / floor:.1f}")
 
 
 def main() -> None:
@@ -173,14 +181,19 @@ def main() -> None:
     ap.add_argument("--registry", choices=("whole", "partitioned", "both"), default="whole",
                     help="load the registry whole (cold and warm runs), partition it by blocking key first "
                          "(vaxrecon partition-registry; one run against it), or both (default whole)")
+    ap.add_argument("--slice-persons", default="", metavar="N[,N...]",
+                    help="export persons linked at a time (vaxrecon run --slice-persons); several: one run "
+                         "each against the partitioned registry, the whole registry's runs take the first "
+                         "(default: vaxrecon's default)")
     args = ap.parse_args()
+    slices: list[int | None] = [int(n) for n in args.slice_persons.split(",") if n] or [None]
     results = []
     for size in [int(x) for x in args.sizes.split(",")]:
         doses = int(size * args.dose_share)
         data = dataset(size, doses, rows_per_file=50_000)
         floor, _ = floor_seconds(data)
         if args.registry != "whole":
-            partitioned(data, size, floor)
+            partitioned(data, size, floor, slices)
         if args.registry == "partitioned":
             continue
         for workers in [None, *[int(w) for w in args.workers.split(",") if w]]:
@@ -188,7 +201,7 @@ def main() -> None:
                 # cold: a new output folder, the registry index is built (and kept in OUT/cache);
                 # warm: the next night on the same registry, every province recomputed (--force).
                 for state in ("cold", "warm"):
-                    seconds, peak, summary, _ = run_once(data, Path(tmp), workers)
+                    seconds, peak, summary, _ = run_once(data, Path(tmp), workers, None, slices[0])
                     rows = sum(p["rows"] for p in summary["provinces"].values())
                     label = f"{size:,} people, {rows:,} dose rows" + (f", Dask {workers} worker(s)" if workers else "")
                     index = ("registry index built and written to OUT/cache" if state == "cold"
