@@ -20,7 +20,9 @@ chunks, as:
   a time.
 - ``counts/*.parquet``: how many people have each folded name and name key.
 - ``store.json``: the whole registry's size, chance agreements, tone style and
-  name lexicon, and the digests of the rules and code the keys were built with.
+  name lexicon, the digest of the registry's content (a night's inputs digest
+  reads it, `registry_files`), and the digests of the rules and code the keys
+  were built with.
 
 A run then looks up, rule by rule, only the keys its province (or a slice of
 its export persons) has, takes those people's rows, and builds an
