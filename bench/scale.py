@@ -17,7 +17,8 @@ is first partitioned by blocking key (`vaxrecon partition-registry`: time, peak 
 size on disk) and one night runs against it, printing also how much of the registry
 each province read (each slice of its export persons, `vaxrecon run --slice-persons`).
 `--slice-persons 250000,1000000` runs every night once per slice size (against the
-same partitioned registry), to set memory against time.
+same partitioned registry), to set memory against time; `--workers 1,2` adds a night
+on a local Dask cluster per worker count (with the first slice size).
 """
 
 from __future__ import annotations
@@ -145,10 +146,11 @@ REACH = re.compile(r"(\d+) export persons reach (\d+) of (\d+) people \(keys rea
 READ = re.compile(r"people read from the partitioned registry in ([\d.]+) s, indexed in ([\d.]+) s$", re.M)
 
 
-def partitioned(data: Path, size: int, floor: float, slices: list[int | None]) -> None:
+def partitioned(data: Path, size: int, floor: float, slices: list[int | None], workers: list[int]) -> None:
     """The registry partitioned by blocking key (`vaxrecon partition-registry`), then a night
-    against it per slice size: build time, peak memory and size on disk; the night's stages; the
-    share of the registry each slice of each province read."""
+    against it per slice size, and one per Dask worker count (with the first slice size): build
+    time, peak memory and size on disk; the night's stages; the share of the registry each slice
+    of each province read."""
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "store"
         seconds, peak, _ = measure([sys.executable, "-m", "pipeline.cli", "partition-registry", "--registry",
@@ -156,21 +158,24 @@ def partitioned(data: Path, size: int, floor: float, slices: list[int | None]) -
         disk = sum(f.stat().st_size for f in store.rglob("*") if f.is_file()) / 1e9
         print(f"\n== {size:,} people: registry partitioned by blocking key in {seconds:.1f} s, peak memory "
               f"{peak:.2f} GB, {disk:.2f} GB on disk")
-        for slice_persons in slices:
-            seconds, peak, summary, err = run_once(data, Path(tmp) / "out", None, store, slice_persons)
+        nights = [(s, None) for s in slices] + [(slices[0], w) for w in workers]
+        for slice_persons, worker_count in nights:
+            seconds, peak, summary, err = run_once(data, Path(tmp) / "out", worker_count, store, slice_persons)
             rows = sum(p["rows"] for p in summary["provinces"].values())
             sliced = f"{slice_persons:,}" if slice_persons else "the default number of"
-            print(f"\n== {size:,} people, {rows:,} dose rows, against the partitioned registry, {sliced} export "
-                  "persons linked at a time: each slice reads the people its keys reach")
+            dask = f", Dask {worker_count} worker(s)" if worker_count else ""
+            print(f"\n== {size:,} people, {rows:,} dose rows, against the partitioned registry{dask}, {sliced} "
+                  "export persons linked at a time: each slice reads the people its keys reach")
             print(stage_table(summary, size, rows))
             # stage 1 (linking) runs for every province before stage 3 reads the review queues'
             # candidates, so the first READ lines are the slices', in the same order
-            for (persons, read, people, keys), (taken, indexed) in zip(REACH.findall(err), READ.findall(err),
-                                                                       strict=False):
+            # (not with Dask: the workers' lines interleave)
+            for (persons, read, people, keys), (taken, indexed) in zip(REACH.findall(err) if not worker_count else [],
+                                                                       READ.findall(err), strict=False):
                 print(f"  {int(persons):,} export persons reached {int(read):,} of {int(people):,} registry people "
                       f"({int(read) / int(people):.0%}): keys {keys} s, people read {taken} s, indexed {indexed} s")
-            print(f"whole run {seconds:.1f} s, peak memory {peak:.2f} GB (run and its Prefect server together); "
-                  f"floor {floor:.1f} s; ratio run/floor {seconds / floor:.1f}")
+            print(f"whole run {seconds:.1f} s, peak memory {peak:.2f} GB (run, its Prefect server and Dask "
+                  f"workers together); floor {floor:.1f} s; ratio run/floor {seconds / floor:.1f}")
 
 
 def main() -> None:
@@ -193,7 +198,7 @@ def main() -> None:
         data = dataset(size, doses, rows_per_file=50_000)
         floor, _ = floor_seconds(data)
         if args.registry != "whole":
-            partitioned(data, size, floor, slices)
+            partitioned(data, size, floor, slices, [int(w) for w in args.workers.split(",") if w])
         if args.registry == "partitioned":
             continue
         for workers in [None, *[int(w) for w in args.workers.split(",") if w]]:
