@@ -38,8 +38,8 @@ import pipeline
 from pipeline.codes import code_lists, merge_code_lists
 from pipeline.doses import dose_flags
 from pipeline.ingest import IngestError, ReadResult, read_export
-from pipeline.link.index import RegistryIndex, registry_files
-from pipeline.link.prepared import prepared_index
+from pipeline.link.index import RegistryIndex, registry_digest, registry_files
+from pipeline.link.prepared import prepared_index, rules_digest
 from pipeline.link.store import RegistryStore, is_store
 from pipeline.memory import DEFAULT_SLICE_PERSONS, peak_gb, release, reset_peak
 from pipeline.output import quarantine, replace_dir, tree_digest, write_json, write_parquet
@@ -167,8 +167,8 @@ def export_files(folder: Path) -> list[Path]:
 
 def run_inputs_digest(registry: Path, rules_dir: Path, validate: bool) -> str:
     """What every province depends on: registry content, rules, code version, validation on or off."""
-    reg = tree_digest(registry_files(registry), registry if registry.is_dir() else registry.parent)
-    rules = tree_digest(sorted(p for p in rules_dir.rglob("*") if p.is_file()), rules_dir)
+    reg = registry_digest(registry)
+    rules = rules_digest(rules_for(rules_dir))
     return hashlib.blake2b(f"{reg}|{rules}|{pipeline.__version__}|{validate}".encode(), digest_size=16).hexdigest()
 
 

@@ -87,12 +87,22 @@ def reject_reasons(norm: pd.DataFrame) -> pd.Series:
 
 def find_candidates(norm: pd.DataFrame, index: RegistryIndex, rules: Rules) -> Candidates:
     """Group usable rows into export persons and join them to the registry through the blocking rules."""
+    reasons, rejected, profiles, profile_of_row = _export_persons(norm)
+    return Candidates(rejected, reasons, profiles, profile_of_row, _pairs(profiles, index, rules))
+
+
+def _export_persons(norm: pd.DataFrame) -> tuple[pd.Series, np.ndarray, pd.DataFrame, pd.Series]:
+    """Why rows cannot be linked (`reject_reasons`), which, and the export persons of the others
+    with each row's (`build_profiles`)."""
     reasons = reject_reasons(norm)
     rejected = reasons.notna().to_numpy()
-    profiles, profile_of_row = build_profiles(norm[~rejected])
-    profiles["id_household"] = id_households(profiles, index)   # the registry's household codes
-    pairs = candidate_pairs(profiles, index, rules.matching["blocking"])
-    return Candidates(rejected, reasons, profiles, profile_of_row, pairs)
+    return reasons, rejected, *build_profiles(norm[~rejected])
+
+
+def _pairs(profiles: pd.DataFrame, index: RegistryIndex, rules: Rules) -> pd.DataFrame:
+    """The candidate pairs of `profiles` in `index`; adds their registry household codes."""
+    profiles["id_household"] = id_households(profiles, index)
+    return candidate_pairs(profiles, index, rules.matching["blocking"])
 
 
 def link(norm: pd.DataFrame, registry: RegistryIndex | RegistryStore, rules: Rules,
@@ -108,9 +118,7 @@ def link(norm: pd.DataFrame, registry: RegistryIndex | RegistryStore, rules: Rul
     (read from a partitioned registry, so that `apply_decisions` finds them).
     """
     model = rules.matching
-    reasons = reject_reasons(norm)
-    rejected = reasons.notna().to_numpy()
-    profiles, profile_of_row = build_profiles(norm[~rejected])
+    reasons, rejected, profiles, profile_of_row = _export_persons(norm)
     step = max(int(slice_persons or len(profiles)), 1)
     starts = range(0, len(profiles), step) if len(profiles) else range(1)
     single = len(starts) == 1
@@ -122,8 +130,7 @@ def link(norm: pd.DataFrame, registry: RegistryIndex | RegistryStore, rules: Rul
         part = profiles.iloc[start:start + step].copy()
         # the part of a partitioned registry that a single slice reads holds the reviewers' persons too
         index = registry if isinstance(registry, RegistryIndex) else registry.index_for(part, named if single else None)
-        part["id_household"] = id_households(part, index)   # the registry's household codes
-        pairs = candidate_pairs(part, index, model["blocking"])
+        pairs = _pairs(part, index, rules)
         levels = compare_pairs(pairs, part, index, model)
         if "store_rows" in index._lookups:    # a part of a partitioned registry: its rows as the registry's
             levels["row"] = index._lookups["store_rows"][levels["row"].to_numpy()]

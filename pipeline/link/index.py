@@ -15,6 +15,7 @@ import pyarrow.dataset as ds
 
 from pipeline.link.keys import add_block_keys, digit_key, place_key, search_in_order
 from pipeline.normalize.names import default_lexicon, detect_tone_style, name_keys, tone_key
+from pipeline.output import tree_digest
 from pipeline.rules import Rules, default_rules
 
 # Registry columns not read once the integer codes and blocking keys exist: dropped then.
@@ -119,6 +120,11 @@ def registry_files(registry: Path) -> list[Path]:
     if (registry / STORE_FILE).is_file():
         return [registry / STORE_FILE]
     return sorted(registry.rglob("*.parquet")) if registry.is_dir() else [registry]
+
+
+def registry_digest(registry: Path) -> str:
+    """A digest of the names and contents of `registry_files`."""
+    return tree_digest(registry_files(registry), registry if registry.is_dir() else registry.parent)
 
 
 def registry_people(path: Path | str) -> int:

@@ -36,7 +36,7 @@ from pipeline.link.candidates import drop_codes, prepare_parts, prepare_rules
 from pipeline.link.encoded import RegistryCodes, name_fold_text
 from pipeline.link.index import RegistryIndex, load_index
 from pipeline.memory import release
-from pipeline.output import atomic_write, file_digest
+from pipeline.output import atomic_write, file_digest, tree_digest
 from pipeline.rules import Rules
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,7 @@ def libraries() -> str:
 
 def rules_digest(rules: Rules) -> str:
     """A digest of the names and contents of the rules' files."""
-    h = hashlib.blake2b(digest_size=16)
-    for path in sorted(p for p in rules.source_dir.rglob("*") if p.is_file()):
-        h.update(path.relative_to(rules.source_dir).as_posix().encode() + b"\0" + file_digest(path).encode() + b"\n")
-    return h.hexdigest()
+    return tree_digest(sorted(p for p in rules.source_dir.rglob("*") if p.is_file()), rules.source_dir)
 
 
 def cache_key(registry_files: list[Path], rules: Rules) -> str:

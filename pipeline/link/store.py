@@ -74,14 +74,13 @@ from pipeline.link.index import (
     build_index,
     chance_from_counts,
     pair_agreement_from_counts,
-    registry_files,
+    registry_digest,
     registry_frame,
     warn_if_ids_shared,
 )
 from pipeline.link.keys import digit_key, spans
 from pipeline.link.prepared import libraries, prepare, rules_digest, source_digest
 from pipeline.memory import peak_gb, reset_peak
-from pipeline.output import tree_digest
 from pipeline.rules import Rules
 
 log = logging.getLogger(__name__)
@@ -278,7 +277,7 @@ def build_store(registry: Path, store: Path, rules: Rules, chunk_rows: int = 2_0
                 "chance_agreement": _whole_agreements(offset, counted, keys), "lexicon": sorted(words), "kinds": kinds,
                 "maps": [list(m) for m in maps], "parts": parts, "rules": rules_digest(rules),
                 "code": source_digest(), "libraries": libraries(), "registry": str(registry.resolve()),
-                "content": tree_digest(registry_files(registry), registry if registry.is_dir() else registry.parent)}
+                "content": registry_digest(registry)}
         (tmp / STORE_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
