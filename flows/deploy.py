@@ -20,7 +20,7 @@ from flows.nightly import with_runner
 PROJECT = Path(__file__).resolve().parent.parent
 PREFECT_FILE = PROJECT / "flows" / "prefect.yaml"
 CONFIG_KEYS = {"registry", "exports", "out", "provinces", "state", "validate", "workers", "dask_address", "rules",
-               "slice_persons"}
+               "slice_persons", "dose_bucket_rows"}
 
 
 class DeploymentError(ValueError):
@@ -48,7 +48,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise DeploymentError(f"config {path}: {exc}") from exc
     problems = [f"unknown key {k!r}" for k in data if k not in CONFIG_KEYS]
     problems += [f"{k!r} is required" for k in ("registry", "exports", "out") if not data.get(k)]
-    for key in ("workers", "slice_persons"):
+    for key in ("workers", "slice_persons", "dose_bucket_rows"):
         value = data.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             problems.append(f"{key!r} must be a whole number of at least 1, or null; got {value!r}")
@@ -97,7 +97,7 @@ def scheduled_night(config: str = "flows/nightly.yaml", provinces: list[str] | N
     today = dt.datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()
     return runner(registry=c["registry"], exports=c["exports"], out=c["out"], provinces=c.get("provinces"),
                   run_date=today, rules=c.get("rules"), state=c.get("state"), validate=c.get("validate", True),
-                  force=force, slice_persons=c.get("slice_persons"))
+                  force=force, slice_persons=c.get("slice_persons"), dose_bucket_rows=c.get("dose_bucket_rows"))
 
 
 def serve(spec: DeploymentSpec) -> None:

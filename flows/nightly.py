@@ -78,13 +78,14 @@ def link_province(code: str, exports: Path, out: Path, rules_dir: Path, registry
 
 @task(name="check-doses", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5,
       retry_condition_fn=_retry_when_transient)
-def check_doses(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date) -> tuple[dict[str, str], dict]:
+def check_doses(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date,
+                bucket_rows: int | None = None) -> tuple[dict[str, str], dict]:
     """Dose-level codes across every linked province (stage 2): each province's digest, and the
     stage's seconds and peak memory (for run.json)."""
     seconds: dict[str, float] = {}
     peaks: dict[str, float] = {}
     with StageTimer(seconds, "dose_checks", peaks):
-        digests = dose_checks(out, codes, rules_dir, run_date)
+        digests = dose_checks(out, codes, rules_dir, run_date, bucket_rows)
     return digests, {"seconds": round(seconds["dose_checks"], 3), "peak_gb": peaks.get("dose_checks"),
                      "provinces": len(codes)}
 
@@ -115,11 +116,14 @@ def _gather(futures: dict[str, PrefectFuture], runs: dict[str, ProvinceRun]) -> 
 def nightly_reconciliation(registry: str | Path, exports: str | Path, out: str | Path,
                            provinces: list[str] | None = None, run_date: dt.date | str | None = None,
                            rules: str | Path | None = None, state: str | None = None, validate: bool = True,
-                           force: bool = False, slice_persons: int | None = None) -> dict[str, Any]:
+                           force: bool = False, slice_persons: int | None = None,
+                           dose_bucket_rows: int | None = None) -> dict[str, Any]:
     """Reconcile every province folder of `exports` against `registry`, writing under `out`.
 
     A province's export persons are linked `slice_persons` at a time (default
     `DEFAULT_SLICE_PERSONS`): what linking holds at once is bounded, the results do not change.
+    The doses of every province are checked about `dose_bucket_rows` rows at a time (default
+    `DEFAULT_DOSE_BUCKET_ROWS`), a bucket of people after another: the same bound, the same results.
 
     Returns the run summary (also written to OUT/run.json); its `exit_code` is 0 when every province
     completed and every file was read, 3 when a province failed or a file was quarantined.
@@ -162,7 +166,7 @@ def nightly_reconciliation(registry: str | Path, exports: str | Path, out: str |
     _gather(futures, runs)
 
     linked = [c for c in codes if runs[c].error is None]
-    dose_digests, dose_stage = check_doses.submit(out, linked, rules_dir, run_date).result()
+    dose_digests, dose_stage = check_doses.submit(out, linked, rules_dir, run_date, dose_bucket_rows).result()
     futures = {}
     for code in linked:
         prepared = runs[code]

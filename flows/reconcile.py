@@ -36,12 +36,18 @@ import pyarrow.parquet as pq
 
 import pipeline
 from pipeline.codes import code_lists, merge_code_lists
-from pipeline.doses import dose_flags
+from pipeline.doses import FLAG_NAMES, flag_in_buckets
 from pipeline.ingest import IngestError, ReadResult, read_export
 from pipeline.link.index import RegistryIndex, registry_digest, registry_files
 from pipeline.link.prepared import prepared_index, rules_digest
 from pipeline.link.store import RegistryStore, is_store
-from pipeline.memory import DEFAULT_SLICE_PERSONS, peak_gb, release, reset_peak
+from pipeline.memory import (
+    DEFAULT_DOSE_BUCKET_ROWS,
+    DEFAULT_SLICE_PERSONS,
+    peak_gb,
+    release,
+    reset_peak,
+)
 from pipeline.output import quarantine, replace_dir, tree_digest, write_json, write_parquet
 from pipeline.reconcile import apply_decisions, assemble, link, named_persons, normalise, to_arrow
 from pipeline.report import write_report
@@ -60,8 +66,6 @@ from pipeline.validate import (
 log = logging.getLogger("vaxrecon")
 EXPORT_SUFFIXES = {".csv", ".txt", ".xlsx", ".xlsm", ".parquet", ".xls"}
 READERS = 2   # export files read at a time
-DOSE_COLUMNS = ["source_file", "source_row", "identity", "dose_date", "vaccine", "dose_number", "date_of_birth",
-                "birth_year"]
 
 
 @dataclass
@@ -388,33 +392,36 @@ def prepare_province(code: str, exports: Path, out: Path, rules_dir: Path, regis
 # ---------------------------------------------------------------- stage 2: dose checks, all provinces
 
 @one_province_at_a_time
-def dose_checks(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date) -> dict[str, str]:
-    """Dose codes over all provinces together (a duplicate may cross provinces).
+def dose_checks(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date,
+                bucket_rows: int | None = None) -> dict[str, str]:
+    """Dose codes over all provinces together (a duplicate may cross provinces), checked
+    `bucket_rows` rows at a time (default `DEFAULT_DOSE_BUCKET_ROWS`; see `flag_in_buckets`).
 
     Writes OUT/work/<PP>/dose_codes.parquet; returns a digest of each province's codes.
     """
     if not codes:
         return {}
-    frames = []
+    spill = Path(tempfile.mkdtemp(prefix=".dose-buckets-", dir=out / "work"))
+    try:
+        flags, buckets = flag_in_buckets({c: work_dir(out, c) / "linked.parquet" for c in codes},
+                                         rules_for(rules_dir), run_date, bucket_rows or DEFAULT_DOSE_BUCKET_ROWS,
+                                         spill)
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+    digests, flagged, rows = {}, dict.fromkeys(FLAG_NAMES, 0), 0
     for code in codes:
-        part = pq.read_table(work_dir(out, code) / "linked.parquet", columns=DOSE_COLUMNS).to_pandas()
-        frames.append(part.assign(_prov=code, _pos=range(len(part))))
-    allrows = pd.concat(frames, ignore_index=True)
-    allrows = allrows.sort_values(["source_file", "source_row"], kind="stable").reset_index(drop=True)
-    flags = dose_flags(allrows, rules_for(rules_dir), run_date)
-    digests = {}
-    for code, part in zip(codes, frames, strict=True):
-        sel = (allrows["_prov"] == code).to_numpy()
-        order = allrows.loc[sel, "_pos"].to_numpy()
-        back = {k: pd.Series(v[sel], index=order).sort_index().to_numpy() for k, v in flags.items()}
-        table = pa.table({"dose_codes": code_lists(back, len(part))})
+        back = flags.pop(code)
+        n = len(back[FLAG_NAMES[0]])
+        table = pa.table({"dose_codes": code_lists(back, n)})
         write_parquet(table, work_dir(out, code) / "dose_codes.parquet")
         joined = pc.binary_join(table.column(0), ",").to_pandas()  # one string per row, no Python loop
         hashed = pd.util.hash_pandas_object(joined, index=False).to_numpy()
         digests[code] = hashlib.blake2b(hashed.tobytes(), digest_size=16).hexdigest()
-    flagged = {k: int(np.count_nonzero(v)) for k, v in flags.items()}
-    log.info("dose checks: %d rows of %d provinces; rows flagged: %s", len(allrows), len(codes),
-             ", ".join(f"{k} {n}" for k, n in flagged.items()) or "none")
+        rows += n
+        for k, v in back.items():
+            flagged[k] += int(np.count_nonzero(v))
+    log.info("dose checks: %d rows of %d provinces%s; rows flagged: %s", rows, len(codes),
+             f", in {buckets} buckets of persons" if buckets > 1 else "", ", ".join(f"{k} {n}" for k, n in flagged.items()))
     return digests
 
 

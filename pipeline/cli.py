@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.memory import DEFAULT_SLICE_PERSONS
+from pipeline.memory import DEFAULT_DOSE_BUCKET_ROWS, DEFAULT_SLICE_PERSONS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="link a province's export persons (the distinct people its rows describe) N at a time "
                           f"(default {DEFAULT_SLICE_PERSONS:,}): less memory for a large province, the same "
                           "results")
+    run.add_argument("--dose-bucket-rows", type=int, default=DEFAULT_DOSE_BUCKET_ROWS, metavar="N",
+                     help="check doses (duplicates and intervals across every province) about N dose rows at a "
+                          f"time, a group of people after another (default {DEFAULT_DOSE_BUCKET_ROWS:,}, about "
+                          "0.5 GB): less memory for a large run, the same results")
     scale = run.add_mutually_exclusive_group()
     scale.add_argument("--workers", type=int, default=None, metavar="N",
                        help="run provinces in parallel on a local Dask cluster of N worker processes")
@@ -158,9 +162,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         log.error("--workers must be at least 1")
         return EXIT_USAGE
-    if args.slice_persons < 1:
-        log.error("--slice-persons must be at least 1")
-        return EXIT_USAGE
+    for option, value in (("--slice-persons", args.slice_persons), ("--dose-bucket-rows", args.dose_bucket_rows)):
+        if value < 1:
+            log.error("%s must be at least 1", option)
+            return EXIT_USAGE
     from flows.server import api, start_early
 
     server = start_early()   # Prefect's temporary server boots while the pipeline loads
@@ -175,7 +180,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             summary = with_runner(args.workers, args.dask_address)(
                 registry=args.registry, exports=args.exports, out=args.out, provinces=provinces,
                 run_date=args.run_date, rules=args.rules, state=args.state, validate=not args.no_validate,
-                force=args.force, slice_persons=args.slice_persons)
+                force=args.force, slice_persons=args.slice_persons,
+                dose_bucket_rows=args.dose_bucket_rows)
     except (RegistryError, RulesError) as exc:
         log.error("%s", exc)
         return EXIT_FAILED

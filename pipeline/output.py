@@ -96,7 +96,7 @@ def clean_leftovers(out: Path) -> int:
     """Remove what a killed run left half-written: temporary files and folders of the writers above."""
     if not out.exists():
         return 0
-    stale = [p for p in out.rglob(".*") if p.name.endswith(".tmp") or p.name.startswith(".pages-")
+    stale = [p for p in out.rglob(".*") if p.name.endswith(".tmp") or p.name.startswith((".pages-", ".dose-buckets-"))
              or (p.is_dir() and p.name.endswith(".old"))]
     for p in stale:
         if p.is_dir():

@@ -309,7 +309,7 @@ def test_a_run_killed_part_way_then_rerun_ends_identical_to_an_uninterrupted_run
     assert again.wait(timeout=240) == 3, log.read_text(encoding="utf-8")  # the sample's two unreadable files
     print(f"killed after {killed_after:.1f} s; rerun finished {time.time() - t0:.1f} s after the first start")
     _same_outputs(reference, out, ("01", "66", "79"))
-    leftovers = [p for p in out.rglob(".*") if p.name.endswith(".tmp") or p.name.startswith(".pages-")]
+    leftovers = [p for p in out.rglob(".*") if p.name.endswith(".tmp") or p.name.startswith((".pages-", ".dose-buckets-"))]
     assert leftovers == []
     summary = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert {c: p["rows"] for c, p in summary["provinces"].items()} == {
@@ -332,11 +332,15 @@ def test_a_bad_config_is_refused_with_every_problem(tmp_path):
     bad.write_text("registry: r.parquet\nprovinces: [01, 79]\nworkrs: 2\n", encoding="utf-8")
     with pytest.raises(DeploymentError, match=r"unknown key 'workrs'.*'exports' is required.*'out' is required"):
         load_config(bad)
-    bad.write_text("registry: r\nexports: e\nout: o\nslice_persons: 0\nworkers: two\n", encoding="utf-8")
-    with pytest.raises(DeploymentError, match=r"'workers' must be a whole number.*'two'.*'slice_persons' must be"):
+    bad.write_text("registry: r\nexports: e\nout: o\nslice_persons: 0\nworkers: two\ndose_bucket_rows: -5\n",
+                   encoding="utf-8")
+    with pytest.raises(DeploymentError, match=r"'workers' must be a whole number.*'two'.*'slice_persons' must be"
+                                              r".*'dose_bucket_rows' must be.*-5"):
         load_config(bad)
-    bad.write_text("registry: r\nexports: e\nout: o\nprovinces: [01, 79]\nslice_persons: 100000\n", encoding="utf-8")
-    assert load_config(bad)["provinces"] == ["01", "79"] and load_config(bad)["slice_persons"] == 100000
+    bad.write_text("registry: r\nexports: e\nout: o\nprovinces: [01, 79]\nslice_persons: 100000\n"
+                   "dose_bucket_rows: 200000\n", encoding="utf-8")
+    good = load_config(bad)
+    assert (good["provinces"], good["slice_persons"], good["dose_bucket_rows"]) == (["01", "79"], 100000, 200000)
 
 
 def test_serve_check_reads_the_deployment(capsys):

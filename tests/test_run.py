@@ -130,6 +130,8 @@ def test_usage_errors_and_unreadable_registry(tmp_path):
                  "--out", str(tmp_path / "o")]) == 2
     assert main(["run", "--registry", str(SAMPLE / "registry.parquet"), "--exports", str(SAMPLE / "exports"),
                  "--out", str(tmp_path / "o"), "--slice-persons", "0"]) == 2
+    assert main(["run", "--registry", str(SAMPLE / "registry.parquet"), "--exports", str(SAMPLE / "exports"),
+                 "--out", str(tmp_path / "o"), "--dose-bucket-rows", "0"]) == 2
     assert not (tmp_path / "o").exists()
 
 def test_relative_output_folder(tmp_path, monkeypatch):
