@@ -93,7 +93,7 @@ def flag_in_buckets(sources: dict[str, Path], rules: Rules, run_date: dt.date, b
     number of buckets.
     """
     sizes = {code: pq.ParquetFile(path).metadata.num_rows for code, path in sources.items()}
-    buckets = min(MAX_BUCKETS, max(1, -(-sum(sizes.values()) // bucket_rows)))
+    buckets = bucket_count(sum(sizes.values()), bucket_rows)
     codes = list(sources)
     held: list[list[pa.Table]] = [[] for _ in range(buckets)]    # one bucket: nothing spilled
     writers: list[pa.ipc.RecordBatchFileWriter] = []
@@ -141,6 +141,11 @@ def flag_in_buckets(sources: dict[str, Path], rules: Rules, run_date: dt.date, b
         if buckets > 1:
             log.info("dose checks: bucket %d of %d, %d rows", b + 1, buckets, len(rows))
     return flags, buckets
+
+
+def bucket_count(rows: int, bucket_rows: int) -> int:
+    """The buckets `rows` dose rows are checked in, about `bucket_rows` each (at most `MAX_BUCKETS`)."""
+    return min(MAX_BUCKETS, max(1, -(-rows // bucket_rows)))
 
 
 def _bucket_of(identity: pa.ChunkedArray, pos: np.ndarray, buckets: int) -> np.ndarray:
