@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "results")
     run.add_argument("--dose-bucket-rows", type=int, default=DEFAULT_DOSE_BUCKET_ROWS, metavar="N",
                      help="check doses (duplicates and intervals across every province) about N dose rows at a "
-                          f"time, a group of people after another (default {DEFAULT_DOSE_BUCKET_ROWS:,}, about "
-                          "0.5 GB): less memory for a large run, the same results")
+                          f"time, a group of people after another (default {DEFAULT_DOSE_BUCKET_ROWS:,}: under "
+                          "1 GB): less memory for a large run, the same results")
     scale = run.add_mutually_exclusive_group()
     scale.add_argument("--workers", type=int, default=None, metavar="N",
                        help="run provinces in parallel on a local Dask cluster of N worker processes")

@@ -19,7 +19,7 @@ _STATUS, _CLEAR = Path("/proc/self/status"), Path("/proc/self/clear_refs")
 # Export persons of a province linked at a time in a nightly run (`pipeline.reconcile.link`):
 # what linking holds at once grows with it, the results do not change (BENCHMARKS.md).
 DEFAULT_SLICE_PERSONS = 250_000
-# Dose rows of a run checked at a time (`pipeline.doses.flag_in_buckets`), about 0.5 KB each while
+# Dose rows of a run checked at a time (`pipeline.doses.flag_in_buckets`), 0.3-0.5 KB each while
 # checked: a run with more is checked in buckets of persons, with the same flags (BENCHMARKS.md).
 DEFAULT_DOSE_BUCKET_ROWS = 1_000_000
 
