@@ -28,7 +28,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from bench.common import CACHE
-from pipeline.doses import bucket_count
 
 RUN_DATE = dt.date(2022, 6, 1)
 ROWS_PER_FILE = 200_000
@@ -96,7 +95,7 @@ def child(folder: Path, bucket_rows: int) -> None:
     before = _rss_gb()
     reset_peak()
     t = time.perf_counter()
-    digests = dose_checks(folder, codes, DEFAULT_RULES_DIR, RUN_DATE, bucket_rows or rows)
+    checked = dose_checks(folder, codes, DEFAULT_RULES_DIR, RUN_DATE, bucket_rows or rows)
     seconds = time.perf_counter() - t
     peak = peak_gb()
     flagged: dict[str, int] = {}
@@ -105,7 +104,7 @@ def child(folder: Path, bucket_rows: int) -> None:
         for entry in flat.value_counts().to_pylist():
             flagged[entry["values"]] = flagged.get(entry["values"], 0) + entry["counts"]
     print(json.dumps({"rows": rows, "seconds": seconds, "peak_gb": peak, "before_gb": before,
-                      "digests": digests, "flagged": flagged}))
+                      "digests": checked.digests, "buckets": checked.buckets, "flagged": flagged}))
 
 
 def _rss_gb() -> float:
@@ -137,8 +136,7 @@ def main() -> None:
             raise SystemExit(done.stderr[-4000:])
         r = json.loads(done.stdout.strip().splitlines()[-1])
         first = first or r["digests"]
-        buckets = bucket_count(r["rows"], size or r["rows"])
-        print(f"{size or r['rows']:>12,}{buckets:>9}{r['seconds']:>9.1f}{r['rows'] / r['seconds']:>12,.0f}"
+        print(f"{size or r['rows']:>12,}{r['buckets']:>9}{r['seconds']:>9.1f}{r['rows'] / r['seconds']:>12,.0f}"
               f"{r['peak_gb']:>9.2f}{r['peak_gb'] - r['before_gb']:>10.2f}  {'yes' if r['digests'] == first else 'NO':>10}"
               f"  {', '.join(f'{k} {n:,}' for k, n in sorted(r['flagged'].items()))}", flush=True)
 

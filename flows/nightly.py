@@ -85,8 +85,9 @@ def check_doses(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date,
     seconds: dict[str, float] = {}
     peaks: dict[str, float] = {}
     with StageTimer(seconds, "dose_checks", peaks):
-        digests = dose_checks(out, codes, rules_dir, run_date, bucket_rows)
-    return digests, {"seconds": round(seconds["dose_checks"], 3), "peak_gb": peaks.get("dose_checks"),
+        checked = dose_checks(out, codes, rules_dir, run_date, bucket_rows)
+    return checked.digests, {"seconds": round(seconds["dose_checks"], 3), "peak_gb": peaks.get("dose_checks"),
+                             "rows": checked.rows, "buckets": checked.buckets,
                      "provinces": len(codes)}
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -391,16 +391,22 @@ def prepare_province(code: str, exports: Path, out: Path, rules_dir: Path, regis
 
 # ---------------------------------------------------------------- stage 2: dose checks, all provinces
 
+class DoseChecks(NamedTuple):
+    digests: dict[str, str]     # per province, a digest of its rows' dose codes
+    rows: int
+    buckets: int                # the buckets of people the rows were checked in
+
+
 @one_province_at_a_time
 def dose_checks(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date,
-                bucket_rows: int | None = None) -> dict[str, str]:
+                bucket_rows: int | None = None) -> DoseChecks:
     """Dose codes over all provinces together (a duplicate may cross provinces), checked
     `bucket_rows` rows at a time (default `DEFAULT_DOSE_BUCKET_ROWS`; see `flag_in_buckets`).
 
-    Writes OUT/work/<PP>/dose_codes.parquet; returns a digest of each province's codes.
+    Writes OUT/work/<PP>/dose_codes.parquet.
     """
     if not codes:
-        return {}
+        return DoseChecks({}, 0, 0)
     spill = Path(tempfile.mkdtemp(prefix=".dose-buckets-", dir=out / "work"))
     try:
         flags, buckets = flag_in_buckets({c: work_dir(out, c) / "linked.parquet" for c in codes},
@@ -422,7 +428,7 @@ def dose_checks(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date,
             flagged[k] += int(np.count_nonzero(v))
     log.info("dose checks: %d rows of %d provinces%s; rows flagged: %s", rows, len(codes),
              f", in {buckets} buckets of persons" if buckets > 1 else "", ", ".join(f"{k} {n}" for k, n in flagged.items()))
-    return digests
+    return DoseChecks(digests, rows, buckets)
 
 
 # ---------------------------------------------------------------- stage 3: validate and write

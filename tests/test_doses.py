@@ -106,9 +106,9 @@ def test_dose_checks_in_small_buckets_write_the_codes_of_the_sample_run(rules, t
         shutil.copy(work_dir(reference, code) / "linked.parquet", work_dir(tmp_path, code))
     rows = sum(pq.ParquetFile(work_dir(tmp_path, c) / "linked.parquet").metadata.num_rows for c in codes)
     assert len(codes) == 3 and rows > 40 * 50
-    digests = dose_checks(tmp_path, codes, DEFAULT_RULES_DIR, RUN_DATE, bucket_rows=40)
+    checked = dose_checks(tmp_path, codes, DEFAULT_RULES_DIR, RUN_DATE, bucket_rows=40)
     for code in codes:
         ours = pq.read_table(work_dir(tmp_path, code) / "dose_codes.parquet")
         assert ours.equals(pq.read_table(work_dir(reference, code) / "dose_codes.parquet")), code
-    assert set(digests) == set(codes)
+    assert set(checked.digests) == set(codes) and (checked.rows, checked.buckets) == (rows, -(-rows // 40))
     assert list((tmp_path / "work").glob(".dose-buckets-*")) == []   # the spilled buckets are removed

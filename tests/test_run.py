@@ -104,6 +104,8 @@ def test_run_json_summarises_without_personal_data(sample_run):
     assert sum(v["rows"] for v in read.values()) == p01["rows"]
     assert kinds["input_suite"]["rows"] == p01["rows"] and kinds["input_suite"]["seconds"] > 0
     assert summary["dose_checks"]["seconds"] > 0 and summary["dose_checks"]["provinces"] == len(summary["provinces"])
+    assert summary["dose_checks"]["rows"] == sum(p["rows"] for p in summary["provinces"].values())
+    assert summary["dose_checks"]["buckets"] == 1   # the sample's 4,000 rows: one bucket by default
     text = json.dumps(summary, ensure_ascii=False)
     assert not re.search(r"\b0\d{11}\b", text), "a personal ID number in run.json"
     registry = pd.read_parquet(SAMPLE / "registry.parquet", columns=["full_name"])
