@@ -100,7 +100,8 @@ def flag_in_buckets(sources: dict[str, Path], rules: Rules, run_date: dt.date, b
     schema = DOSE_SCHEMA.append(pa.field("_prov", pa.int32())).append(pa.field("_pos", pa.int64()))
     try:
         if buckets > 1:
-            writers = [pa.ipc.new_file(spill / f"bucket-{b}.arrow", schema) for b in range(buckets)]
+            compressed = pa.ipc.IpcWriteOptions(compression="zstd")   # some 16 bytes a row on disk, not 104
+            writers = [pa.ipc.new_file(spill / f"bucket-{b}.arrow", schema, options=compressed) for b in range(buckets)]
         for p, code in enumerate(codes):
             start = 0
             for batch in pq.ParquetFile(sources[code]).iter_batches(batch_size=bucket_rows, columns=DOSE_COLUMNS):
