@@ -15,8 +15,10 @@ CACHE = Path(__file__).resolve().parent / "cache"
 
 def dataset(people: int, doses: int, provinces: tuple[str, ...] = ("01", "79", "48", "66", "92"),
             seed: int = 1, rows_per_file: int = 20_000) -> Path:
-    """Generate once (seeded) and reuse: bench/cache/p<people>_d<doses>_s<seed>/."""
-    out = CACHE / f"p{people}_d{doses}_s{seed}_{len(provinces)}prov"
+    """Generate once (seeded) and reuse: bench/cache/p<people>_d<doses>_s<seed>_<n>prov[_<codes>]/
+    (the codes named when they are not the usual five)."""
+    usual = provinces == ("01", "79", "48", "66", "92")
+    out = CACHE / (f"p{people}_d{doses}_s{seed}_{len(provinces)}prov" + ("" if usual else "_" + "-".join(provinces)))
     if not (out / "truth.parquet").exists():
         logging.getLogger("bench").info("generating %s", out.name)
         t = time.perf_counter()

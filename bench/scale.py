@@ -18,7 +18,8 @@ size on disk) and one night runs against it, printing also how much of the regis
 each province read (each slice of its export persons, `vaxrecon run --slice-persons`).
 `--slice-persons 250000,1000000` runs every night once per slice size (against the
 same partitioned registry), to set memory against time; `--workers 1,2` adds a night
-on a local Dask cluster per worker count (with the first slice size).
+on a local Dask cluster per worker count (with the first slice size). `--provinces 79` puts
+every dose row in one province (default: five provinces), to see what one large province costs.
 """
 
 from __future__ import annotations
@@ -190,12 +191,15 @@ def main() -> None:
                     help="export persons linked at a time (vaxrecon run --slice-persons); several: one run "
                          "each against the partitioned registry, the whole registry's runs take the first "
                          "(default: vaxrecon's default)")
+    ap.add_argument("--provinces", default="01,79,48,66,92", metavar="PP[,PP...]",
+                    help="the provinces the dose rows are spread over (default 01,79,48,66,92; one code: a "
+                         "single large province)")
     args = ap.parse_args()
     slices: list[int | None] = [int(n) for n in args.slice_persons.split(",") if n] or [None]
     results = []
     for size in [int(x) for x in args.sizes.split(",")]:
         doses = int(size * args.dose_share)
-        data = dataset(size, doses, rows_per_file=50_000)
+        data = dataset(size, doses, tuple(args.provinces.split(",")), rows_per_file=50_000)
         floor, _ = floor_seconds(data)
         if args.registry != "whole":
             partitioned(data, size, floor, slices, [int(w) for w in args.workers.split(",") if w])
