@@ -81,14 +81,13 @@ def link_province(code: str, exports: Path, out: Path, rules_dir: Path, registry
 def check_doses(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date,
                 bucket_rows: int | None = None) -> tuple[dict[str, str], dict]:
     """Dose-level codes across every linked province (stage 2): each province's digest, and the
-    stage's seconds and peak memory (for run.json)."""
+    stage's seconds, peak memory, rows and buckets (for run.json)."""
     seconds: dict[str, float] = {}
     peaks: dict[str, float] = {}
     with StageTimer(seconds, "dose_checks", peaks):
         checked = dose_checks(out, codes, rules_dir, run_date, bucket_rows)
     return checked.digests, {"seconds": round(seconds["dose_checks"], 3), "peak_gb": peaks.get("dose_checks"),
-                             "rows": checked.rows, "buckets": checked.buckets,
-                     "provinces": len(codes)}
+                             "rows": checked.rows, "buckets": checked.buckets, "provinces": len(codes)}
 
 
 @task(name="write-province", task_run_name="write-{prepared.code}", cache_policy=NO_CACHE, retries=1,

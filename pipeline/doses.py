@@ -95,7 +95,7 @@ def flag_in_buckets(sources: dict[str, Path], rules: Rules, run_date: dt.date, b
     sizes = {code: pq.ParquetFile(path).metadata.num_rows for code, path in sources.items()}
     buckets = bucket_count(sum(sizes.values()), bucket_rows)
     codes = list(sources)
-    held: list[list[pa.Table]] = [[] for _ in range(buckets)]    # one bucket: nothing spilled
+    held: list[pa.Table] = []    # one bucket: the batches, kept in memory rather than spilled
     writers: list[pa.ipc.RecordBatchFileWriter] = []
     schema = DOSE_SCHEMA.append(pa.field("_prov", pa.int32())).append(pa.field("_pos", pa.int64()))
     try:
@@ -111,7 +111,7 @@ def flag_in_buckets(sources: dict[str, Path], rules: Rules, run_date: dt.date, b
                            .append_column("_pos", pa.array(pos))
                 start += part.num_rows
                 if buckets == 1:
-                    held[0].append(part)
+                    held.append(part)
                     continue
                 bucket = _bucket_of(part.column("identity"), pos, buckets)
                 order = np.argsort(bucket, kind="stable")
@@ -126,8 +126,8 @@ def flag_in_buckets(sources: dict[str, Path], rules: Rules, run_date: dt.date, b
     flags = {code: {k: np.zeros(n, dtype=bool) for k in FLAG_NAMES} for code, n in sizes.items()}
     for b in range(buckets):
         if buckets == 1:
-            table = pa.concat_tables(held[0]) if held[0] else schema.empty_table()
-            held[0] = []
+            table = pa.concat_tables(held) if held else schema.empty_table()
+            held = []
         else:
             with pa.OSFile(str(spill / f"bucket-{b}.arrow")) as source:
                 table = pa.ipc.open_file(source).read_all()
