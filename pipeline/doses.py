@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.rules import Rules
+from pipeline.text import text_hashes
 
 log = logging.getLogger("vaxrecon")
 
@@ -152,8 +153,7 @@ def bucket_count(rows: int, bucket_rows: int) -> int:
 def _bucket_of(identity: pa.ChunkedArray, pos: np.ndarray, buckets: int) -> np.ndarray:
     """Each row's bucket: a hash of its identity, the same for the same identity in any province;
     rows without one by position."""
-    hashed = pd.util.hash_array(identity.to_numpy(zero_copy_only=False))
-    bucket = (hashed % np.uint64(buckets)).astype(np.int64)
+    bucket = (text_hashes(identity) % np.uint64(buckets)).astype(np.int64)
     missing = identity.is_null().to_numpy(zero_copy_only=False)
     bucket[missing] = pos[missing] % buckets
     return bucket

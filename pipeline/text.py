@@ -178,3 +178,42 @@ def extract(values: pd.Series, pattern: str) -> pd.DataFrame:
         field = pc.if_else(pc.equal(field, ""), pa.scalar(None, pa.string()), field)
         columns[k] = pd.Series(pd.array(field, dtype="string[pyarrow]"), index=values.index)
     return pd.DataFrame(columns, index=values.index)
+
+
+_FNV_PRIME = np.uint64(1099511628211)
+
+
+def text_hashes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A 64-bit hash of each value's UTF-8 bytes (uint64; null and empty text hash to 0): the same
+    text gives the same hash in any array, process or run.
+
+    By numpy over Arrow's buffers, no Python object per value: each byte weighted by a power of a
+    prime by its distance from its value's end, summed per value, then mixed (the finaliser of
+    MurmurHash3) so that its low bits spread as well as its high ones.
+    """
+    import pyarrow as pa
+
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    arr = arr.cast(pa.large_binary())
+    n = len(arr)
+    if n == 0:
+        return np.zeros(0, np.uint64)
+    _, offset_buffer, data_buffer = arr.buffers()
+    offsets = np.frombuffer(offset_buffer, dtype=np.int64)[arr.offset:arr.offset + n + 1]
+    data = (np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0]:offsets[-1]] if data_buffer is not None
+            else np.zeros(0, np.uint8))
+    lengths = np.diff(offsets)    # a null's is 0
+    starts = offsets[:-1] - offsets[0]
+    longest = int(lengths.max(initial=0))
+    powers = np.cumprod(np.r_[np.uint64(1), np.full(max(longest - 1, 0), _FNV_PRIME, np.uint64)], dtype=np.uint64)
+    back = np.repeat(starts + lengths, lengths) - 1 - np.arange(len(data))   # each byte's distance from the end
+    h = np.zeros(n, np.uint64)
+    some = lengths > 0
+    if some.any():
+        h[some] = np.add.reduceat((data.astype(np.uint64) + np.uint64(1)) * powers[back], starts[some])
+    h ^= lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    for multiplier in (np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)):
+        h ^= h >> np.uint64(33)
+        h *= multiplier
+    h ^= h >> np.uint64(33)
+    return h

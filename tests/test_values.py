@@ -447,3 +447,25 @@ def test_plain_phone_numbers_are_kept_as_every_repair_would_keep_them(values):
     whole.index = present.index
     whole = whole.reindex(raw.index)
     pd.testing.assert_frame_equal(got, whole, check_dtype=True)
+
+
+def test_text_hashes_depend_on_the_text_alone_and_spread_evenly():
+    import numpy as np
+    import pyarrow as pa
+
+    from pipeline.text import text_hashes
+
+    ids = [f"0790{n:08d}" for n in range(0, 2_000_000, 20)]   # 100,000 IDs that differ in a few digits
+    whole = text_hashes(pa.array(ids, pa.string()))
+    assert len(np.unique(whole)) == len(ids)
+    # the same text, the same hash: in a large_string array, a slice with an offset, chunks
+    assert (text_hashes(pa.array(ids, pa.large_string())) == whole).all()
+    assert (text_hashes(pa.array(["x", *ids], pa.string()).slice(1)) == whole).all()
+    assert (text_hashes(pa.array(["x", *ids], pa.large_string()).slice(1)) == whole).all()
+    assert (text_hashes(pa.chunked_array([pa.array(ids[:7]), pa.array(ids[7:])])) == whole).all()
+    assert text_hashes(pa.array([None, "", "ab", "ba", "Nguyễn"])).tolist()[:2] == [0, 0]
+    assert len(set(text_hashes(pa.array(["ab", "ba", "Nguyễn", "Nguyen"])).tolist())) == 4
+    assert len(text_hashes(pa.array([], pa.string()))) == 0
+    # buckets of a hash modulo 20 take 5% of the IDs each, give or take a tenth
+    counts = np.bincount((whole % np.uint64(20)).astype(np.int64), minlength=20)
+    assert counts.min() > 0.9 * len(ids) / 20 and counts.max() < 1.1 * len(ids) / 20
