@@ -2,7 +2,7 @@
 
     python -m bench.doses [--rows 20000000] [--provinces 10] [--bucket-rows 0,1000000,250000]
 
-Generates once (seeded, under bench/cache/doses_r<ROWS>_p<PROVINCES>/) each province's linked
+Generates once (seeded, under bench/cache/doses_r<ROWS>_p<PROVINCES>_s1/) each province's linked
 rows as the dose checks read them: people with about two doses each, 5% of them vaccinated in
 another province too, 1% of rows a repeat of another row's dose (in any province), 0.5% rejected
 rows without an identity, dates partly outside the campaign, a few unknown vaccines. Then runs
