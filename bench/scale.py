@@ -119,7 +119,9 @@ def stage_table(summary: dict, people: int, rows: int) -> str:
                 line(f"  {what}, {int(files)} files", seconds, int(n), None)
     dose = summary.get("dose_checks") or {}
     if dose:
-        line("dose checks (all)", dose.get("seconds", 0.0), rows, dose.get("peak_gb"))
+        buckets = dose.get("buckets", 1)
+        line("dose checks (all)" + (f", {buckets} buckets" if buckets > 1 else ""), dose.get("seconds", 0.0), rows,
+             dose.get("peak_gb"))
     return "\n".join(lines)
 
 
