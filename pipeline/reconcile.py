@@ -132,8 +132,8 @@ def link(norm: pd.DataFrame, registry: RegistryIndex | RegistryStore, rules: Rul
         index = registry if isinstance(registry, RegistryIndex) else registry.index_for(part, named if single else None)
         pairs = _pairs(part, index, rules)
         levels = compare_pairs(pairs, part, index, model)
-        if "store_rows" in index._lookups:    # a part of a partitioned registry: its rows as the registry's
-            levels["row"] = index._lookups["store_rows"][levels["row"].to_numpy()]
+        if index.store_rows is not None:    # a part of a partitioned registry: its rows as the registry's
+            levels["row"] = index.store_rows[levels["row"].to_numpy()]
         counts = add_counts(counts, confident_counts(levels))
         compared.append((start, levels))
         n_pairs += len(pairs)
@@ -159,7 +159,8 @@ def link(norm: pd.DataFrame, registry: RegistryIndex | RegistryStore, rules: Rul
         index = registry
     else:    # the people the decisions name: the one slice's part, or read now
         index = index if index is not None else _named_people(registry, decisions, named)
-        _renumber(decisions, index._lookups["store_rows"])
+        assert index.store_rows is not None
+        _renumber(decisions, index.store_rows)
     decisions = pool_export_persons(profiles, decisions, index)
     log.info("link: %d rows, %d export persons, %d candidate pairs", len(norm), len(profiles), n_pairs)
     rows = norm.copy()
@@ -182,9 +183,18 @@ def _named_people(store: RegistryStore, decisions: pd.DataFrame, named: pd.Serie
     """The people of a partitioned registry that the decisions name (best rows and review
     candidates, as registry rows) or that the `named` IDs name, as one index."""
     best = decisions["best_row"].dropna().to_numpy(dtype=np.int64)
-    lists = [np.asarray(c, dtype=np.int64) for c in decisions["candidate_rows"].dropna()]
+    _, candidates, _ = _candidate_rows(decisions)
     ids = store.rows_with_ids(named) if named is not None and len(named) else np.array([], np.int64)
-    return store.index_of(np.unique(np.concatenate([best, *lists, ids])), for_linking=False)
+    return store.index_of(np.unique(np.concatenate([best, candidates, ids])), for_linking=False)
+
+
+def _candidate_rows(decisions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The decisions that list review candidates (a mask), every such candidate's registry row in
+    one array (by Arrow, from the lists), and where each decision's candidates end in it."""
+    listed = decisions["candidate_rows"].notna().to_numpy()
+    lists = pa.array(decisions["candidate_rows"].to_numpy(dtype=object)[listed], type=pa.list_(pa.int64()))
+    ends = np.asarray(lists.offsets)[1:]
+    return listed, np.asarray(lists.flatten(), dtype=np.int64), ends
 
 
 def _renumber(decisions: pd.DataFrame, rows: np.ndarray) -> None:
@@ -193,9 +203,10 @@ def _renumber(decisions: pd.DataFrame, rows: np.ndarray) -> None:
     renumbered = np.searchsorted(rows, decisions["best_row"].fillna(0).to_numpy(dtype=np.int64))
     decisions["best_row"] = pd.Series(renumbered, index=decisions.index, dtype="Int64").where(
         decisions["best_row"].notna())
-    listed = decisions["candidate_rows"].notna().to_numpy()
+    listed, candidates, ends = _candidate_rows(decisions)
+    renumbered = np.searchsorted(rows, candidates).tolist()    # one search for every candidate
     decisions.loc[listed, "candidate_rows"] = pd.Series(
-        [list(np.searchsorted(rows, np.asarray(c, dtype=np.int64))) for c in decisions.loc[listed, "candidate_rows"]],
+        [renumbered[a:b] for a, b in zip(np.r_[0, ends][:-1].tolist(), ends.tolist(), strict=True)],
         index=decisions.index[listed], dtype=object)
 
 

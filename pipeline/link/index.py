@@ -53,6 +53,12 @@ class RegistryIndex:
         partitioned registry that a province's keys reach (`pipeline.link.store`)."""
         return int(self._lookups.get("population", len(self.people)))
 
+    @property
+    def store_rows(self) -> np.ndarray | None:
+        """For the part of a partitioned registry, the registry row of each of its rows (sorted);
+        None for a whole registry, whose rows are the registry's."""
+        return self._lookups.get("store_rows")
+
     def compact(self, blocking: list[dict]) -> int:
         """Drop the key-only text columns once the scoring codes exist and every rule's sorted keys,
         or the integer codes they are built from, do (the text is not read again: outputs print
