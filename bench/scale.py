@@ -198,16 +198,17 @@ def main() -> None:
                          "single large province)")
     args = ap.parse_args()
     slices: list[int | None] = [int(n) for n in args.slice_persons.split(",") if n] or [None]
+    worker_counts = [int(w) for w in args.workers.split(",") if w]
     results = []
     for size in [int(x) for x in args.sizes.split(",")]:
         doses = int(size * args.dose_share)
         data = dataset(size, doses, tuple(args.provinces.split(",")), rows_per_file=50_000)
         floor, _ = floor_seconds(data)
         if args.registry != "whole":
-            partitioned(data, size, floor, slices, [int(w) for w in args.workers.split(",") if w])
+            partitioned(data, size, floor, slices, worker_counts)
         if args.registry == "partitioned":
             continue
-        for workers in [None, *[int(w) for w in args.workers.split(",") if w]]:
+        for workers in [None, *worker_counts]:
             with tempfile.TemporaryDirectory() as tmp:
                 # cold: a new output folder, the registry index is built (and kept in OUT/cache);
                 # warm: the next night on the same registry, every province recomputed (--force).
