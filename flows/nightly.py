@@ -1,8 +1,9 @@
 """The nightly reconciliation as a Prefect 3 flow.
 
 One task per province links its exports (stage 1), one task checks doses
-across all provinces (stage 2), one task per province validates and writes
-its outputs (stage 3). Tasks pass paths and small summaries, never data: a
+across all provinces (stage 2; on a cluster, when the doses take several
+buckets of people, one task per province and per bucket), one task per
+province validates and writes its outputs (stage 3). Tasks pass paths and small summaries, never data: a
 Dask worker reads the registry and the stage files from storage itself.
 A province whose inputs, registry, rules and review decisions are unchanged
 since its last successful run is reused, not recomputed (`force=True`
@@ -14,19 +15,26 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.reconcile import (
     ProvinceRun,
     StageTimer,
+    check_dose_bucket,
+    dose_buckets,
     dose_checks,
+    dose_spill,
     finish_fingerprint,
     finish_province,
     ignored_entries,
@@ -36,9 +44,12 @@ from flows.reconcile import (
     province_outputs,
     rules_for,
     run_inputs_digest,
+    spill_doses,
     stored_run,
     work_dir,
+    write_dose_codes,
 )
+from pipeline.doses import FLAG_NAMES
 from pipeline.link.index import registry_people
 from pipeline.link.prepared import wait_for_writes
 from pipeline.link.store import RegistryStore, is_store
@@ -51,6 +62,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 log = logging.getLogger("vaxrecon")
 TRANSIENT_NAMES = {"KilledWorker", "CommClosedError", "StreamClosedError"}
+T = TypeVar("T")
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -90,6 +102,81 @@ def check_doses(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date,
                              "rows": checked.rows, "buckets": checked.buckets, "provinces": len(codes)}
 
 
+def _timed(step: Callable[..., T], *args: Any) -> tuple[T, float, float | None]:
+    """`step(*args)`, its seconds and this process's peak memory during it."""
+    seconds: dict[str, float] = {}
+    peaks: dict[str, float] = {}
+    with StageTimer(seconds, "step", peaks):
+        value = step(*args)
+    return value, seconds["step"], peaks.get("step")
+
+
+@task(name="spill-doses", task_run_name="spill-doses-{code}", cache_policy=NO_CACHE, retries=1,
+      retry_delay_seconds=5, retry_condition_fn=_retry_when_transient)
+def spill_doses_task(out: Path, code: str, prov: int, buckets: int, bucket_rows: int | None,
+                     spill: Path) -> tuple[int, float, float | None]:
+    """Dose checks on a cluster, step 1: one province's rows spilled by bucket of people."""
+    return _timed(spill_doses, out, code, prov, buckets, bucket_rows, spill)
+
+
+@task(name="check-dose-bucket", task_run_name="check-doses-{bucket}", cache_policy=NO_CACHE, retries=1,
+      retry_delay_seconds=5, retry_condition_fn=_retry_when_transient)
+def check_bucket_task(spill: Path, provinces: int, bucket: int, buckets: int, rules_dir: Path,
+                      run_date: dt.date) -> tuple[tuple[int, dict[str, int]], float, float | None]:
+    """Dose checks on a cluster, step 2: one bucket of people, every province's rows of it."""
+    return _timed(check_dose_bucket, spill, provinces, bucket, buckets, rules_dir, run_date)
+
+
+@task(name="write-dose-codes", task_run_name="dose-codes-{code}", cache_policy=NO_CACHE, retries=1,
+      retry_delay_seconds=5, retry_condition_fn=_retry_when_transient)
+def dose_codes_task(out: Path, code: str, prov: int, rows: int, spill: Path,
+                    buckets: int) -> tuple[str, float, float | None]:
+    """Dose checks on a cluster, step 3: one province's flags gathered from every bucket and written."""
+    return _timed(write_dose_codes, out, code, prov, rows, spill, buckets)
+
+
+def _on_cluster() -> bool:
+    """Whether this flow run's tasks go to a cluster (Dask) rather than run one at a time here."""
+    ctx = FlowRunContext.get()
+    return ctx is not None and not isinstance(ctx.task_runner, ThreadPoolTaskRunner)
+
+
+def run_dose_checks(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date,
+                    bucket_rows: int | None) -> tuple[dict[str, str], dict[str, Any]]:
+    """Stage 2: each province's dose-code digest, and the stage's figures for run.json.
+
+    One task in this process (`check_doses`), unless the flow runs on a cluster and the rows take
+    more than one bucket: then one task per province spills its rows, one per bucket checks them,
+    and one per province gathers and writes its codes, on whichever workers are free. The codes
+    are the same either way (`pipeline.doses.flag_in_buckets`)."""
+    buckets, sizes = dose_buckets(out, codes, bucket_rows) if codes else (0, {})
+    if buckets <= 1 or not _on_cluster():
+        digests, stage = check_doses.submit(out, codes, rules_dir, run_date, bucket_rows).result()
+        return digests, {**stage, "tasks": 1}
+    t0 = time.perf_counter()
+    spill = dose_spill(out)
+    try:
+        spilled = [f.result() for f in [spill_doses_task.submit(out, code, p, buckets, bucket_rows, spill)
+                                        for p, code in enumerate(codes)]]
+        if [rows for rows, _, _ in spilled] != [sizes[c] for c in codes]:
+            raise RuntimeError("dose checks: a province's linked rows changed while they were spilled")
+        checked = [f.result() for f in [check_bucket_task.submit(spill, len(codes), b, buckets, rules_dir, run_date)
+                                        for b in range(buckets)]]
+        written = [f.result() for f in [dose_codes_task.submit(out, code, p, sizes[code], spill, buckets)
+                                        for p, code in enumerate(codes)]]
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+    flagged = {k: sum(counts[k] for (_, counts), _, _ in checked) for k in FLAG_NAMES}
+    rows = sum(sizes.values())
+    log.info("dose checks: %d rows of %d provinces, in %d buckets of persons on the cluster (%d tasks); "
+             "rows flagged: %s", rows, len(codes), buckets, 2 * len(codes) + buckets,
+             ", ".join(f"{k} {n}" for k, n in flagged.items()))
+    peaks = [peak for _, _, peak in [*spilled, *checked, *written] if peak is not None]
+    return {code: digest for code, (digest, _, _) in zip(codes, written, strict=True)}, {
+        "seconds": round(time.perf_counter() - t0, 3), "peak_gb": max(peaks) if peaks else None, "rows": rows,
+        "buckets": buckets, "provinces": len(codes), "tasks": 2 * len(codes) + buckets}
+
+
 @task(name="write-province", task_run_name="write-{prepared.code}", cache_policy=NO_CACHE, retries=1,
       retry_delay_seconds=5, retry_condition_fn=_retry_when_transient)
 def write_province(prepared: ProvinceRun, out: Path, rules_dir: Path, registry: Path, common: str,
@@ -123,7 +210,8 @@ def nightly_reconciliation(registry: str | Path, exports: str | Path, out: str |
     A province's export persons are linked `slice_persons` at a time (default
     `DEFAULT_SLICE_PERSONS`): what linking holds at once is bounded, the results do not change.
     The doses of every province are checked about `dose_bucket_rows` rows at a time (default
-    `DEFAULT_DOSE_BUCKET_ROWS`), a bucket of people after another: the same bound, the same results.
+    `DEFAULT_DOSE_BUCKET_ROWS`), a bucket of people after another (on a Dask cluster, the buckets
+    side by side on its workers): the same bound, the same results.
 
     Returns the run summary (also written to OUT/run.json); its `exit_code` is 0 when every province
     completed and every file was read, 3 when a province failed or a file was quarantined.
@@ -166,7 +254,7 @@ def nightly_reconciliation(registry: str | Path, exports: str | Path, out: str |
     _gather(futures, runs)
 
     linked = [c for c in codes if runs[c].error is None]
-    dose_digests, dose_stage = check_doses.submit(out, linked, rules_dir, run_date, dose_bucket_rows).result()
+    dose_digests, dose_stage = run_dose_checks(out, linked, rules_dir, run_date, dose_bucket_rows)
     futures = {}
     for code in linked:
         prepared = runs[code]

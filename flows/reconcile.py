@@ -36,7 +36,14 @@ import pyarrow.parquet as pq
 
 import pipeline
 from pipeline.codes import code_lists, merge_code_lists
-from pipeline.doses import FLAG_NAMES, flag_in_buckets
+from pipeline.doses import (
+    FLAG_NAMES,
+    bucket_count,
+    check_bucket,
+    flag_in_buckets,
+    gather_flags,
+    spill_province,
+)
 from pipeline.ingest import IngestError, ReadResult, read_export
 from pipeline.link.index import RegistryIndex, registry_digest, registry_files
 from pipeline.link.prepared import prepared_index, rules_digest
@@ -401,13 +408,15 @@ class DoseChecks(NamedTuple):
 def dose_checks(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date,
                 bucket_rows: int | None = None) -> DoseChecks:
     """Dose codes over all provinces together (a duplicate may cross provinces), checked
-    `bucket_rows` rows at a time (default `DEFAULT_DOSE_BUCKET_ROWS`; see `flag_in_buckets`).
+    `bucket_rows` rows at a time (default `DEFAULT_DOSE_BUCKET_ROWS`; see `flag_in_buckets`), in
+    this process. On a cluster the flow runs the steps as tasks instead (`spill_doses`,
+    `check_dose_bucket`, `write_dose_codes`), with the same result.
 
     Writes OUT/work/<PP>/dose_codes.parquet.
     """
     if not codes:
         return DoseChecks({}, 0, 0)
-    spill = Path(tempfile.mkdtemp(prefix=".dose-buckets-", dir=out / "work"))
+    spill = dose_spill(out)
     try:
         flags, buckets = flag_in_buckets({c: work_dir(out, c) / "linked.parquet" for c in codes},
                                          rules_for(rules_dir), run_date, bucket_rows or DEFAULT_DOSE_BUCKET_ROWS,
@@ -416,19 +425,57 @@ def dose_checks(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date,
         shutil.rmtree(spill, ignore_errors=True)
     digests, flagged, rows = {}, dict.fromkeys(FLAG_NAMES, 0), 0
     for code in codes:
-        back = flags.pop(code)
-        n = len(back[FLAG_NAMES[0]])
-        table = pa.table({"dose_codes": code_lists(back, n)})
-        write_parquet(table, work_dir(out, code) / "dose_codes.parquet")
-        joined = pc.binary_join(table.column(0), ",").to_pandas()  # one string per row, no Python loop
-        hashed = pd.util.hash_pandas_object(joined, index=False).to_numpy()
-        digests[code] = hashlib.blake2b(hashed.tobytes(), digest_size=16).hexdigest()
+        digests[code], n, counts = _write_dose_codes(out, code, flags.pop(code))
         rows += n
-        for k, v in back.items():
-            flagged[k] += int(np.count_nonzero(v))
+        flagged = {k: flagged[k] + counts[k] for k in FLAG_NAMES}
     log.info("dose checks: %d rows of %d provinces%s; rows flagged: %s", rows, len(codes),
              f", in {buckets} buckets of persons" if buckets > 1 else "", ", ".join(f"{k} {n}" for k, n in flagged.items()))
     return DoseChecks(digests, rows, buckets)
+
+
+def dose_spill(out: Path) -> Path:
+    """A new folder for the dose checks' spilled rows, in OUT/work (removed by whoever made it; a
+    killed run's by `clean_leftovers`)."""
+    (out / "work").mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".dose-buckets-", dir=out / "work"))
+
+
+def dose_buckets(out: Path, codes: list[str], bucket_rows: int | None) -> tuple[int, dict[str, int]]:
+    """The buckets the dose checks of `codes` take, and each province's linked rows."""
+    sizes = {c: pq.ParquetFile(work_dir(out, c) / "linked.parquet").metadata.num_rows for c in codes}
+    return bucket_count(sum(sizes.values()), bucket_rows or DEFAULT_DOSE_BUCKET_ROWS), sizes
+
+
+@one_province_at_a_time
+def spill_doses(out: Path, code: str, prov: int, buckets: int, bucket_rows: int | None, spill: Path) -> int:
+    """Dose checks on a cluster, step 1 for province number `prov` (`pipeline.doses.spill_province`)."""
+    return spill_province(work_dir(out, code) / "linked.parquet", prov, buckets,
+                          bucket_rows or DEFAULT_DOSE_BUCKET_ROWS, spill)
+
+
+@one_province_at_a_time
+def check_dose_bucket(spill: Path, provinces: int, bucket: int, buckets: int, rules_dir: Path,
+                      run_date: dt.date) -> tuple[int, dict[str, int]]:
+    """Dose checks on a cluster, step 2 for one bucket (`pipeline.doses.check_bucket`)."""
+    return check_bucket(spill, provinces, bucket, buckets, rules_for(rules_dir), run_date)
+
+
+@one_province_at_a_time
+def write_dose_codes(out: Path, code: str, prov: int, rows: int, spill: Path, buckets: int) -> str:
+    """Dose checks on a cluster, step 3 for one province: its flags from every bucket
+    (`pipeline.doses.gather_flags`) written as OUT/work/<PP>/dose_codes.parquet; their digest."""
+    return _write_dose_codes(out, code, gather_flags(spill, buckets, prov, rows))[0]
+
+
+def _write_dose_codes(out: Path, code: str, flags: dict[str, np.ndarray]) -> tuple[str, int, dict[str, int]]:
+    """A province's dose codes from its flags, written; their digest, rows and rows per flag."""
+    n = len(flags[FLAG_NAMES[0]])
+    table = pa.table({"dose_codes": code_lists(flags, n)})
+    write_parquet(table, work_dir(out, code) / "dose_codes.parquet")
+    joined = pc.binary_join(table.column(0), ",").to_pandas()  # one string per row, no Python loop
+    hashed = pd.util.hash_pandas_object(joined, index=False).to_numpy()
+    digest = hashlib.blake2b(hashed.tobytes(), digest_size=16).hexdigest()
+    return digest, n, {k: int(np.count_nonzero(v)) for k, v in flags.items()}
 
 
 # ---------------------------------------------------------------- stage 3: validate and write

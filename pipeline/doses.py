@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,12 @@ DOSE_SCHEMA = pa.schema([
 ])
 DOSE_COLUMNS = DOSE_SCHEMA.names
 FLAG_NAMES = ("DOSE_DUPLICATE", "DOSE_DATE_INVALID", "DOSE_INTERVAL", "VACCINE_UNKNOWN")
-MAX_BUCKETS = 512   # spill files open at once; more rows than that many buckets hold make the buckets larger
+MAX_BUCKETS = 512   # each batch split this many ways at most, one flags file (one task) each: beyond, buckets grow
+
+
+SPILL_SCHEMA = DOSE_SCHEMA.append(pa.field("_prov", pa.int32())).append(pa.field("_pos", pa.int64()))
+FLAGS_SCHEMA = pa.schema([("_prov", pa.int32()), ("_pos", pa.int64()), ("flags", pa.uint8())])
+FLAG_BITS = {name: np.uint8(1 << i) for i, name in enumerate(FLAG_NAMES)}
 
 
 def flag_in_buckets(sources: dict[str, Path], rules: Rules, run_date: dt.date, bucket_rows: int,
@@ -90,59 +96,133 @@ def flag_in_buckets(sources: dict[str, Path], rules: Rules, run_date: dt.date, b
     under `spill` (a folder the caller owns and removes), so that no more than a batch, a bucket and
     the flags (four bytes a row) are held at once.
 
+    The three steps (`spill_province`, `check_bucket`, `gather_flags`) are run here one after
+    another in this process; a cluster runs them as tasks instead, the provinces' spills side by
+    side, then the buckets, then each province's gathering (`flows.nightly`).
+
     Returns, per province, each flag as a boolean array over its rows in file order; and the
     number of buckets.
     """
     sizes = {code: pq.ParquetFile(path).metadata.num_rows for code, path in sources.items()}
     buckets = bucket_count(sum(sizes.values()), bucket_rows)
     codes = list(sources)
-    held: list[pa.Table] = []    # one bucket: the batches, kept in memory rather than spilled
-    writers: list[pa.ipc.RecordBatchFileWriter] = []
-    schema = DOSE_SCHEMA.append(pa.field("_prov", pa.int32())).append(pa.field("_pos", pa.int64()))
-    try:
-        if buckets > 1:
-            compressed = pa.ipc.IpcWriteOptions(compression="zstd")   # some 16 bytes a row on disk, not 104
-            writers = [pa.ipc.new_file(spill / f"bucket-{b}.arrow", schema, options=compressed) for b in range(buckets)]
-        for p, code in enumerate(codes):
-            start = 0
-            for batch in pq.ParquetFile(sources[code]).iter_batches(batch_size=bucket_rows, columns=DOSE_COLUMNS):
-                part = pa.Table.from_batches([batch]).select(DOSE_COLUMNS).cast(DOSE_SCHEMA)
-                pos = np.arange(start, start + part.num_rows, dtype=np.int64)
-                part = part.append_column("_prov", pa.array(np.full(part.num_rows, p, np.int32))) \
-                           .append_column("_pos", pa.array(pos))
-                start += part.num_rows
-                if buckets == 1:
-                    held.append(part)
-                    continue
-                bucket = _bucket_of(part.column("identity"), pos, buckets)
-                order = np.argsort(bucket, kind="stable")
-                bounds = np.searchsorted(bucket[order], np.arange(buckets + 1))
-                part = part.take(pa.array(order))
-                for b, w in enumerate(writers):
-                    if bounds[b + 1] > bounds[b]:
-                        w.write_table(part.slice(bounds[b], bounds[b + 1] - bounds[b]))
-    finally:
-        for w in writers:
-            w.close()
-    flags = {code: {k: np.zeros(n, dtype=bool) for k in FLAG_NAMES} for code, n in sizes.items()}
-    for b in range(buckets):
-        if buckets == 1:
-            table = pa.concat_tables(held) if held else schema.empty_table()
-            held = []
-        else:
-            with pa.OSFile(str(spill / f"bucket-{b}.arrow")) as source:
-                table = pa.ipc.open_file(source).read_all()
-        rows = table.to_pandas().sort_values(["source_file", "source_row"], kind="stable").reset_index(drop=True)
+    if buckets == 1:    # every row held at once, nothing spilled
+        table = pa.concat_tables([part for p, code in enumerate(codes)
+                                  for part in _province_rows(sources[code], p, bucket_rows)]) \
+            if codes else SPILL_SCHEMA.empty_table()
+        prov, pos, bits = flag_rows(table, rules, run_date)
         del table
-        found = dose_flags(rows, rules, run_date)
-        prov, pos = rows["_prov"].to_numpy(), rows["_pos"].to_numpy()
-        for k in FLAG_NAMES:
-            hit = np.flatnonzero(found[k])
-            for p in np.unique(prov[hit]):
-                flags[codes[p]][k][pos[hit[prov[hit] == p]]] = True
-        if buckets > 1:
-            log.info("dose checks: bucket %d of %d, %d rows", b + 1, buckets, len(rows))
-    return flags, buckets
+        return {code: _unpack(pos[prov == p], bits[prov == p], sizes[code]) for p, code in enumerate(codes)}, 1
+    for p, code in enumerate(codes):
+        spill_province(sources[code], p, buckets, bucket_rows, spill)
+    for b in range(buckets):
+        check_bucket(spill, len(codes), b, buckets, rules, run_date)
+    return {code: gather_flags(spill, buckets, p, sizes[code]) for p, code in enumerate(codes)}, buckets
+
+
+def _province_rows(source: Path, prov: int, batch_rows: int) -> Iterator[pa.Table]:
+    """A province's dose rows, `batch_rows` at a time, with its number and each row's position."""
+    start = 0
+    for batch in pq.ParquetFile(source).iter_batches(batch_size=batch_rows, columns=DOSE_COLUMNS):
+        part = pa.Table.from_batches([batch]).select(DOSE_COLUMNS).cast(DOSE_SCHEMA)
+        pos = np.arange(start, start + part.num_rows, dtype=np.int64)
+        start += part.num_rows
+        yield part.append_column("_prov", pa.array(np.full(part.num_rows, prov, np.int32))) \
+                  .append_column("_pos", pa.array(pos))
+
+
+def _rows_path(spill: Path, prov: int) -> Path:
+    return spill / f"rows-{prov}.arrow"
+
+
+def _flags_path(spill: Path, bucket: int) -> Path:
+    return spill / f"flags-{bucket}.arrow"
+
+
+def spill_province(source: Path, prov: int, buckets: int, batch_rows: int, spill: Path) -> int:
+    """Step 1, per province: its rows, read `batch_rows` at a time, written to one zstd-compressed
+    Arrow file under `spill` (some 16 bytes a row on disk, not 104), each record batch the rows of
+    one bucket, with a list of the batches' buckets beside it (written last: the spill is complete
+    when the list is there). Returns the province's rows."""
+    path = _rows_path(spill, prov)
+    tmp = path.with_name(path.name + ".tmp")
+    batch_buckets: list[int] = []
+    rows = 0
+    with pa.ipc.new_file(str(tmp), SPILL_SCHEMA, options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
+        for part in _province_rows(source, prov, batch_rows):
+            bucket = _bucket_of(part.column("identity"), part.column("_pos").to_numpy(), buckets)
+            order = np.argsort(bucket, kind="stable")
+            bounds = np.searchsorted(bucket[order], np.arange(buckets + 1))
+            part = part.take(pa.array(order))
+            for b in np.flatnonzero(np.diff(bounds)):
+                for batch in part.slice(bounds[b], bounds[b + 1] - bounds[b]).to_batches():
+                    writer.write_batch(batch)
+                    batch_buckets.append(int(b))
+            rows += part.num_rows
+    tmp.replace(path)
+    np.save(path.with_suffix(".npy"), np.asarray(batch_buckets, dtype=np.int32))
+    return rows
+
+
+def check_bucket(spill: Path, provinces: int, bucket: int, buckets: int, rules: Rules,
+                 run_date: dt.date) -> tuple[int, dict[str, int]]:
+    """Step 2, per bucket: the bucket's rows from the spills of provinces 0..`provinces`-1, checked
+    together; the flagged rows (province, position, flags as bits) written to one Arrow file under
+    `spill`, sorted by province. Returns the bucket's rows and the rows flagged per flag."""
+    parts = []
+    for p in range(provinces):
+        listed = np.flatnonzero(np.load(_rows_path(spill, p).with_suffix(".npy")) == bucket)
+        if len(listed):
+            with pa.OSFile(str(_rows_path(spill, p))) as source:
+                reader = pa.ipc.open_file(source)
+                parts += [reader.get_batch(int(i)) for i in listed]
+    table = pa.Table.from_batches(parts, SPILL_SCHEMA)
+    del parts
+    prov, pos, bits = flag_rows(table, rules, run_date)
+    order = np.argsort(prov, kind="stable")
+    flagged = pa.table({"_prov": prov[order], "_pos": pos[order], "flags": bits[order]}, schema=FLAGS_SCHEMA)
+    path = _flags_path(spill, bucket)
+    tmp = path.with_name(path.name + ".tmp")
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, FLAGS_SCHEMA) as writer:
+        writer.write_table(flagged)
+    tmp.replace(path)
+    log.info("dose checks: bucket %d of %d, %d rows", bucket + 1, buckets, table.num_rows)
+    return table.num_rows, {k: int(np.count_nonzero(bits & bit)) for k, bit in FLAG_BITS.items()}
+
+
+def flag_rows(table: pa.Table, rules: Rules, run_date: dt.date) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`dose_flags` over `table` (rows with `SPILL_SCHEMA`) in (source_file, source_row) order: the
+    province, position and flags (as `FLAG_BITS`) of each flagged row."""
+    rows = table.to_pandas().sort_values(["source_file", "source_row"], kind="stable").reset_index(drop=True)
+    found = dose_flags(rows, rules, run_date)
+    bits = np.zeros(len(rows), dtype=np.uint8)
+    for k, bit in FLAG_BITS.items():
+        bits[found[k]] |= bit
+    hit = np.flatnonzero(bits)
+    return rows["_prov"].to_numpy()[hit], rows["_pos"].to_numpy()[hit], bits[hit]
+
+
+def gather_flags(spill: Path, buckets: int, prov: int, rows: int) -> dict[str, np.ndarray]:
+    """Step 3, per province: its flags from every bucket's file, as a boolean array per flag over
+    its `rows` rows in file order."""
+    pos, bits = [], []
+    for b in range(buckets):
+        with pa.memory_map(str(_flags_path(spill, b))) as source:
+            table = pa.ipc.open_file(source).read_all()
+            at = table.column("_prov").to_numpy()
+            lo, hi = np.searchsorted(at, [prov, prov + 1])
+            pos.append(table.column("_pos").to_numpy()[lo:hi].copy())
+            bits.append(table.column("flags").to_numpy()[lo:hi].copy())
+            del table, at
+    return _unpack(np.concatenate(pos) if pos else np.array([], np.int64),
+                   np.concatenate(bits) if bits else np.array([], np.uint8), rows)
+
+
+def _unpack(pos: np.ndarray, bits: np.ndarray, rows: int) -> dict[str, np.ndarray]:
+    """The flags of `rows` rows from the positions and bits of the flagged ones."""
+    packed = np.zeros(rows, dtype=np.uint8)
+    packed[pos] = bits
+    return {k: (packed & bit) != 0 for k, bit in FLAG_BITS.items()}
 
 
 def bucket_count(rows: int, bucket_rows: int) -> int:

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.doses import FLAG_NAMES, dose_flags, flag_in_buckets
+from pipeline.doses import FLAG_NAMES, check_bucket, dose_flags, flag_in_buckets, gather_flags, spill_province
 
 RUN = dt.date(2022, 6, 1)
 
@@ -49,9 +49,9 @@ def test_duplicates_intervals_dates_and_unknown_vaccines(rules):
     assert f["VACCINE_UNKNOWN"].tolist() == [False] * 6 + [True] + [False] * 8
 
 
-def test_doses_checked_in_buckets_of_persons_are_flagged_as_all_at_once(rules, tmp_path):
-    """Two provinces' rows, each file out of order, checked in 1, 4 and 16 buckets (one row each):
-    the flags are those of one `dose_flags` call over every row, mapped back to each file's rows."""
+def _two_provinces(rules, folder):
+    """Two provinces' rows written as linked rows, each file out of order; and the flags of one
+    `dose_flags` call over every row, mapped back to each province's rows."""
     d = frame([
         ("01/a.csv", 2, "P1", "2021-07-01", "AstraZeneca", 1, "1980-01-01", 1980),
         ("01/a.csv", 3, "P1", "2021-07-20", "AstraZeneca", 2, "1980-01-01", 1980),  # interval
@@ -76,19 +76,44 @@ def test_doses_checked_in_buckets_of_persons_are_flagged_as_all_at_once(rules, t
     sources, expected = {}, {}
     for code in ("01", "79"):
         rows = d.index[d["source_file"].str.startswith(code)][::-1]   # in a file, not in sorted order
-        sources[code] = tmp_path / f"{code}.parquet"
+        sources[code] = folder / f"{code}.parquet"
         pq.write_table(pa.Table.from_pandas(d.loc[rows], preserve_index=False), sources[code])
         expected[code] = {k: v[rows] for k, v in whole.items()}
+    return sources, expected
+
+
+def test_doses_checked_in_buckets_of_persons_are_flagged_as_all_at_once(rules, tmp_path):
+    """Two provinces' rows checked in 1, 4 and 16 buckets (one row each): the flags are those of one
+    `dose_flags` call over every row."""
+    sources, expected = _two_provinces(rules, tmp_path)
     for bucket_rows, buckets in ((100, 1), (4, 4), (1, 16)):
         spill = tmp_path / f"spill-{bucket_rows}"
         spill.mkdir()
         flags, made = flag_in_buckets(sources, rules, RUN, bucket_rows, spill)
-        assert made == buckets and len(list(spill.glob("bucket-*.arrow"))) == (buckets if buckets > 1 else 0)
+        assert made == buckets
+        # spilled: one file of rows per province, one file of flagged rows per bucket (none for one bucket)
+        assert sorted(f.name for f in spill.glob("*.arrow")) == (
+            sorted(["rows-0.arrow", "rows-1.arrow", *(f"flags-{b}.arrow" for b in range(buckets))]) if buckets > 1 else [])
         assert list(flags) == ["01", "79"]
         for code in sources:
             assert list(flags[code]) == list(FLAG_NAMES)
             for k in FLAG_NAMES:
                 assert flags[code][k].tolist() == expected[code][k].tolist(), (bucket_rows, code, k)
+
+
+def test_dose_check_steps_run_in_any_order_as_a_cluster_would(rules, tmp_path):
+    """On a cluster the provinces are spilled, the buckets checked and the flags gathered as
+    separate tasks, in whatever order the workers take them: the flags are the same."""
+    sources, expected = _two_provinces(rules, tmp_path)
+    codes, buckets = ["79", "01"], 5    # numbered against the order of their files
+    assert [spill_province(sources[codes[p]], p, buckets, 3, tmp_path) for p in (1, 0)] == [6, 10]
+    counted = [check_bucket(tmp_path, len(codes), b, buckets, rules, RUN) for b in reversed(range(buckets))]
+    assert sum(rows for rows, _ in counted) == 16
+    assert {k: sum(c[k] for _, c in counted) for k in FLAG_NAMES} == {   # flagged rows of both provinces
+        k: int(expected["01"][k].sum() + expected["79"][k].sum()) for k in FLAG_NAMES}
+    for p in (1, 0):
+        flags = gather_flags(tmp_path, buckets, p, len(expected[codes[p]]["DOSE_DUPLICATE"]))
+        assert {k: v.tolist() for k, v in flags.items()} == {k: v.tolist() for k, v in expected[codes[p]].items()}
 
 
 def test_dose_checks_in_small_buckets_write_the_codes_of_the_sample_run(rules, tmp_path, sample_run):

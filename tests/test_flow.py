@@ -211,8 +211,14 @@ def test_dask_local_cluster_gives_the_same_outputs_as_a_sequential_run(tmp_path)
     exports = _exports(tmp_path)
     seq, par = tmp_path / "seq", tmp_path / "par"
     _run(exports, seq)
-    summary = with_runner(workers=2)(SAMPLE / "registry.parquet", exports, par, run_date=RUN_DATE, validate=False)
+    # the doses checked some 50 rows at a time: a task per province and per bucket on the workers
+    summary = with_runner(workers=2)(SAMPLE / "registry.parquet", exports, par, run_date=RUN_DATE, validate=False,
+                                     dose_bucket_rows=50)
     assert summary["exit_code"] == 0
+    stage = json.loads((par / "run.json").read_text(encoding="utf-8"))["dose_checks"]
+    assert stage["buckets"] > 1 and stage["tasks"] == 2 * 2 + stage["buckets"], stage
+    assert stage["rows"] == sum(pq.ParquetFile(par / "corrected" / f"{c}.parquet").metadata.num_rows for c in ("66", "79"))
+    assert list((par / "work").glob(".dose-buckets-*")) == []   # the spilled rows are removed
     _same_outputs(seq, par, ("66", "79"))
 
 
