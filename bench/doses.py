@@ -1,6 +1,6 @@
 """The dose checks over a run's provinces: all at once, and in buckets of persons.
 
-    python -m bench.doses [--rows 20000000] [--provinces 10] [--bucket-rows 0,1000000,250000]
+    python -m bench.doses [--rows 20000000] [--provinces 10] [--bucket-rows 0,1000000,250000] [--workers 1,2]
 
 Generates once (seeded, under bench/cache/doses_r<ROWS>_p<PROVINCES>_s1/) each province's linked
 rows as the dose checks read them: people with about two doses each, 5% of them vaccinated in
@@ -10,6 +10,10 @@ rows without an identity, dates partly outside the campaign, a few unknown vacci
 seconds, its peak memory (the process's high-water mark, and what the checks added to what the
 process held before them), the rows flagged, and whether every province's dose codes are those
 of the first bucket size. A bucket size of 0 checks every row at once (the code before buckets).
+With `--workers`, each bucket size is also run as the nightly flow runs it on a cluster: a task per
+province spilling its rows, a task per bucket checking them, a task per province gathering its
+codes, on a local Dask cluster (started before the clock); the peak is the largest worker's, and
+what it added is over that worker's memory before its task.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -84,7 +89,7 @@ def generate(rows: int, provinces: int, seed: int = 1) -> Path:
     return out
 
 
-def child(folder: Path, bucket_rows: int) -> None:
+def child(folder: Path, bucket_rows: int, workers: int) -> None:
     """One configuration in this process; prints its figures as JSON."""
     from flows.reconcile import dose_checks
     from pipeline.memory import peak_gb, reset_peak
@@ -92,19 +97,75 @@ def child(folder: Path, bucket_rows: int) -> None:
 
     codes = sorted(p.name for p in (folder / "work").iterdir())
     rows = sum(pq.ParquetFile(folder / "work" / c / "linked.parquet").metadata.num_rows for c in codes)
+    if workers:
+        _on_workers(folder, codes, rows, bucket_rows or rows, workers)
+        return
     before = _rss_gb()
     reset_peak()
     t = time.perf_counter()
     checked = dose_checks(folder, codes, DEFAULT_RULES_DIR, RUN_DATE, bucket_rows or rows)
     seconds = time.perf_counter() - t
     peak = peak_gb()
+    print(json.dumps({"rows": rows, "seconds": seconds, "peak_gb": peak, "before_gb": before,
+                      "digests": checked.digests, "buckets": checked.buckets, "flagged": _flagged(folder, codes)}))
+
+
+def _flagged(folder: Path, codes: list[str]) -> dict[str, int]:
+    """Rows flagged per dose code, over the provinces' written codes."""
     flagged: dict[str, int] = {}
     for code in codes:
         flat = pc.list_flatten(pq.read_table(folder / "work" / code / "dose_codes.parquet").column(0))
         for entry in flat.value_counts().to_pylist():
             flagged[entry["values"]] = flagged.get(entry["values"], 0) + entry["counts"]
-    print(json.dumps({"rows": rows, "seconds": seconds, "peak_gb": peak, "before_gb": before,
-                      "digests": checked.digests, "buckets": checked.buckets, "flagged": flagged}))
+    return flagged
+
+
+def _step(name: str, *args: object) -> tuple[object, float | None, float]:
+    """One step of the dose checks (a function of `flows.reconcile`) on a worker: its value, the
+    worker's peak memory during it and its resident memory before it."""
+    import flows.reconcile
+    from pipeline.memory import peak_gb, reset_peak
+
+    before = _rss_gb()
+    reset_peak()
+    value = getattr(flows.reconcile, name)(*args)
+    return value, peak_gb(), before
+
+
+def _on_workers(folder: Path, codes: list[str], rows: int, bucket_rows: int, workers: int) -> None:
+    """The three steps as a cluster runs them (`flows.nightly.run_dose_checks`), on a local Dask
+    cluster of `workers` single-threaded processes started before the clock; prints as `child`."""
+    from distributed import Client, LocalCluster
+
+    from flows.reconcile import dose_buckets, dose_spill
+    from pipeline.rules import DEFAULT_RULES_DIR
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        client.run(_warm)   # the workers import the pipeline before the clock starts
+        t = time.perf_counter()
+        buckets, sizes = dose_buckets(folder, codes, bucket_rows)
+        spill = dose_spill(folder)
+        try:
+            def run(name: str, calls: list[tuple]) -> list:
+                return client.gather([client.submit(_step, name, *a, pure=False) for a in calls])
+
+            spilled = run("spill_doses", [(folder, c, p, buckets, bucket_rows, spill) for p, c in enumerate(codes)])
+            checked = run("check_dose_bucket", [(spill, len(codes), b, buckets, DEFAULT_RULES_DIR, RUN_DATE)
+                                                for b in range(buckets)])
+            written = run("write_dose_codes", [(folder, c, p, sizes[c], spill, buckets) for p, c in enumerate(codes)])
+        finally:
+            shutil.rmtree(spill, ignore_errors=True)
+        seconds = time.perf_counter() - t
+    steps = [*spilled, *checked, *written]
+    peak = max(s[1] or 0.0 for s in steps)
+    print(json.dumps({"rows": rows, "seconds": seconds, "peak_gb": peak, "before_gb": min(s[2] for s in steps),
+                      "digests": {c: w[0] for c, w in zip(codes, written, strict=True)}, "buckets": buckets,
+                      "flagged": _flagged(folder, codes), "workers": workers}))
+
+
+def _warm() -> None:
+    import flows.reconcile  # noqa: F401
 
 
 def _rss_gb() -> float:
@@ -120,26 +181,33 @@ def main() -> None:
     ap.add_argument("--provinces", type=int, default=10, help="provinces they are spread over (default 10)")
     ap.add_argument("--bucket-rows", default="0,1000000,250000",
                     help="comma-separated bucket sizes to run, 0 = every row at once (default 0,1000000,250000)")
-    ap.add_argument("--child", nargs=2, metavar=("FOLDER", "BUCKET_ROWS"), help=argparse.SUPPRESS)
+    ap.add_argument("--workers", default="",
+                    help="comma-separated worker counts: each bucket size above 0 is also run as a cluster runs "
+                         "it, one task per province and per bucket on a local Dask cluster of that many "
+                         "single-threaded workers (default: none)")
+    ap.add_argument("--child", nargs=3, metavar=("FOLDER", "BUCKET_ROWS", "WORKERS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(Path(args.child[0]), int(args.child[1]))
+        child(Path(args.child[0]), int(args.child[1]), int(args.child[2]))
         return
     folder = generate(args.rows, args.provinces)
+    workers = [int(w) for w in args.workers.split(",") if w.strip()]
     first = None
-    print(f"{'bucket rows':>12}{'buckets':>9}{'seconds':>9}{'rows/s':>12}{'peak GB':>9}{'added GB':>10}"
+    print(f"{'bucket rows':>12}{'buckets':>9}  {'where':<13}{'seconds':>9}{'rows/s':>12}{'peak GB':>9}{'added GB':>10}"
           f"  same codes  rows flagged", flush=True)
     for size in (int(s) for s in args.bucket_rows.split(",")):
-        done = subprocess.run([sys.executable, "-m", "bench.doses", "--child", str(folder), str(size)],
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(done.stderr[-4000:])
-        r = json.loads(done.stdout.strip().splitlines()[-1])
-        first = first or r["digests"]
-        print(f"{size or r['rows']:>12,}{r['buckets']:>9}{r['seconds']:>9.1f}{r['rows'] / r['seconds']:>12,.0f}"
-              f"{r['peak_gb']:>9.2f}{r['peak_gb'] - r['before_gb']:>10.2f}  {'yes' if r['digests'] == first else 'NO':>10}"
-              f"  {', '.join(f'{k} {n:,}' for k, n in sorted(r['flagged'].items()))}", flush=True)
-
+        for count in [0, *(workers if size else [])]:
+            done = subprocess.run([sys.executable, "-m", "bench.doses", "--child", str(folder), str(size), str(count)],
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(done.stderr[-4000:])
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            first = first or r["digests"]
+            where = f"{count} worker{'s' if count > 1 else ''}" if count else "one process"
+            print(f"{size or r['rows']:>12,}{r['buckets']:>9}  {where:<13}{r['seconds']:>9.1f}"
+                  f"{r['rows'] / r['seconds']:>12,.0f}{r['peak_gb']:>9.2f}{r['peak_gb'] - r['before_gb']:>10.2f}"
+                  f"  {'yes' if r['digests'] == first else 'NO':>10}"
+                  f"  {', '.join(f'{k} {n:,}' for k, n in sorted(r['flagged'].items()))}", flush=True)
 
 if __name__ == "__main__":
     main()
