@@ -134,14 +134,16 @@ def _step(name: str, *args: object) -> tuple[object, float | None, float]:
 
 def _on_workers(folder: Path, codes: list[str], rows: int, bucket_rows: int, workers: int) -> None:
     """The three steps as a cluster runs them (`flows.nightly.run_dose_checks`), on a local Dask
-    cluster of `workers` single-threaded processes started before the clock; prints as `child`."""
+    cluster of `workers` single-threaded processes (each with its share of the cores for Arrow, as
+    `vaxrecon run --workers` starts them) started before the clock; prints as `child`."""
     from distributed import Client, LocalCluster
 
+    from flows.nightly import worker_env
     from flows.reconcile import dose_buckets, dose_spill
     from pipeline.rules import DEFAULT_RULES_DIR
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      env=worker_env(workers)) as cluster, Client(cluster) as client:
         client.run(_warm)   # the workers import the pipeline before the clock starts
         t = time.perf_counter()
         buckets, sizes = dose_buckets(folder, codes, bucket_rows)

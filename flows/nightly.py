@@ -340,5 +340,13 @@ def with_runner(workers: int | None = None, dask_address: str | None = None) -> 
 
     runner = (DaskTaskRunner(address=dask_address) if dask_address else
               DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
-                                             "dashboard_address": None}))
+                                             "dashboard_address": None, "env": worker_env(workers or 1)}))
     return nightly_reconciliation.with_options(task_runner=runner)  # type: ignore[arg-type]
+
+
+def worker_env(workers: int) -> dict[str, str]:
+    """Environment of each of `workers` local Dask worker processes: its share of this machine's
+    cores for Arrow's thread pool (reading Parquet, compressing, casting). Dask starts a worker with
+    OMP_NUM_THREADS=1, which Arrow takes as its thread count, so a worker alone on two cores would
+    leave one idle."""
+    return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // max(1, workers)))}

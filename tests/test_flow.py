@@ -222,6 +222,29 @@ def test_dask_local_cluster_gives_the_same_outputs_as_a_sequential_run(tmp_path)
     _same_outputs(seq, par, ("66", "79"))
 
 
+def _arrow_threads() -> int:
+    import pyarrow as pa
+
+    return pa.cpu_count()
+
+
+def test_local_dask_workers_share_the_cores_for_arrow():
+    # Dask starts a worker with OMP_NUM_THREADS=1, which Arrow takes as its thread count: a worker
+    # alone on this machine would read and compress on one core. `--workers N` gives each its share.
+    import os
+
+    from distributed import Client, LocalCluster
+
+    from flows.nightly import with_runner
+
+    cores = os.cpu_count() or 1
+    for workers in (1, 2 * cores):
+        kwargs = with_runner(workers=workers).task_runner.cluster_kwargs
+        assert kwargs["env"] == {"OMP_NUM_THREADS": str(max(1, cores // workers))}
+    with LocalCluster(**with_runner(workers=1).task_runner.cluster_kwargs) as cluster, Client(cluster) as client:
+        assert list(client.run(_arrow_threads).values()) == [cores]
+
+
 def test_provinces_run_one_at_a_time_in_a_process_even_on_several_threads(tmp_path, monkeypatch):
     # A Dask worker started with several threads (`dask worker` takes one per core) runs several
     # tasks at once. Each province's stages must still have the process to themselves, and the
