@@ -449,8 +449,10 @@ def dose_buckets(out: Path, codes: list[str], bucket_rows: int | None) -> tuple[
 @one_province_at_a_time
 def spill_doses(out: Path, code: str, prov: int, buckets: int, bucket_rows: int | None, spill: Path) -> int:
     """Dose checks on a cluster, step 1 for province number `prov` (`pipeline.doses.spill_province`)."""
-    return spill_province(work_dir(out, code) / "linked.parquet", prov, buckets,
+    rows = spill_province(work_dir(out, code) / "linked.parquet", prov, buckets,
                           bucket_rows or DEFAULT_DOSE_BUCKET_ROWS, spill)
+    log.info("dose checks: province %s: %d rows spilled into %d buckets of persons", code, rows, buckets)
+    return rows
 
 
 @one_province_at_a_time
@@ -464,7 +466,10 @@ def check_dose_bucket(spill: Path, provinces: int, bucket: int, buckets: int, ru
 def write_dose_codes(out: Path, code: str, prov: int, rows: int, spill: Path, buckets: int) -> str:
     """Dose checks on a cluster, step 3 for one province: its flags from every bucket
     (`pipeline.doses.gather_flags`) written as OUT/work/<PP>/dose_codes.parquet; their digest."""
-    return _write_dose_codes(out, code, gather_flags(spill, buckets, prov, rows))[0]
+    digest, _, flagged = _write_dose_codes(out, code, gather_flags(spill, buckets, prov, rows))
+    log.info("dose checks: province %s: codes of %d rows written; rows flagged: %s", code, rows,
+             ", ".join(f"{k} {n}" for k, n in flagged.items()))
+    return digest
 
 
 def _write_dose_codes(out: Path, code: str, flags: dict[str, np.ndarray]) -> tuple[str, int, dict[str, int]]:

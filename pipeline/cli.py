@@ -70,10 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dose-bucket-rows", type=int, default=DEFAULT_DOSE_BUCKET_ROWS, metavar="N",
                      help="check doses (duplicates and intervals across every province) about N dose rows at a "
                           f"time, a group of people after another (default {DEFAULT_DOSE_BUCKET_ROWS:,}: under "
-                          "1 GB): less memory for a large run, the same results")
+                          "1 GB): less memory for a large run, the same results; with --workers or "
+                          "--dask-address the groups are checked side by side on the workers")
     scale = run.add_mutually_exclusive_group()
     scale.add_argument("--workers", type=int, default=None, metavar="N",
-                       help="run provinces in parallel on a local Dask cluster of N worker processes")
+                       help="run provinces in parallel on a local Dask cluster of N worker processes "
+                            "(each given its share of this machine's cores)")
     scale.add_argument("--dask-address", default=None, metavar="tcp://HOST:PORT",
                        help="run provinces on an existing Dask cluster (its workers must see the same files; "
                             "a worker process works on one province at a time, so start them with "
