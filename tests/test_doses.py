@@ -9,7 +9,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.doses import FLAG_NAMES, check_bucket, dose_flags, flag_in_buckets, gather_flags, spill_province
+from pipeline.doses import (
+    FLAG_NAMES,
+    check_bucket,
+    dose_flags,
+    flag_in_buckets,
+    gather_flags,
+    spill_province,
+)
 
 RUN = dt.date(2022, 6, 1)
 
