@@ -13,7 +13,7 @@ of the first bucket size. A bucket size of 0 checks every row at once (the code 
 With `--workers`, each bucket size is also run as the nightly flow runs it on a cluster: a task per
 province spilling its rows, a task per bucket checking them, a task per province gathering its
 codes, on a local Dask cluster (started before the clock); the peak is the largest worker's, and
-what it added is over that worker's memory before its task.
+what it added the most any task added to its worker's memory before it.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def child(folder: Path, bucket_rows: int, workers: int) -> None:
     checked = dose_checks(folder, codes, DEFAULT_RULES_DIR, RUN_DATE, bucket_rows or rows)
     seconds = time.perf_counter() - t
     peak = peak_gb()
-    print(json.dumps({"rows": rows, "seconds": seconds, "peak_gb": peak, "before_gb": before,
+    print(json.dumps({"rows": rows, "seconds": seconds, "peak_gb": peak, "added_gb": (peak or 0.0) - before,
                       "digests": checked.digests, "buckets": checked.buckets, "flagged": _flagged(folder, codes)}))
 
 
@@ -160,8 +160,8 @@ def _on_workers(folder: Path, codes: list[str], rows: int, bucket_rows: int, wor
             shutil.rmtree(spill, ignore_errors=True)
         seconds = time.perf_counter() - t
     steps = [*spilled, *checked, *written]
-    peak = max(s[1] or 0.0 for s in steps)
-    print(json.dumps({"rows": rows, "seconds": seconds, "peak_gb": peak, "before_gb": min(s[2] for s in steps),
+    print(json.dumps({"rows": rows, "seconds": seconds, "peak_gb": max(s[1] or 0.0 for s in steps),
+                      "added_gb": max((s[1] or 0.0) - s[2] for s in steps),
                       "digests": {c: w[0] for c, w in zip(codes, written, strict=True)}, "buckets": buckets,
                       "flagged": _flagged(folder, codes), "workers": workers}))
 
@@ -207,7 +207,7 @@ def main() -> None:
             first = first or r["digests"]
             where = f"{count} worker{'s' if count > 1 else ''}" if count else "one process"
             print(f"{size or r['rows']:>12,}{r['buckets']:>9}  {where:<13}{r['seconds']:>9.1f}"
-                  f"{r['rows'] / r['seconds']:>12,.0f}{r['peak_gb']:>9.2f}{r['peak_gb'] - r['before_gb']:>10.2f}"
+                  f"{r['rows'] / r['seconds']:>12,.0f}{r['peak_gb']:>9.2f}{r['added_gb']:>10.2f}"
                   f"  {'yes' if r['digests'] == first else 'NO':>10}"
                   f"  {', '.join(f'{k} {n:,}' for k, n in sorted(r['flagged'].items()))}", flush=True)
 
