@@ -37,6 +37,7 @@ from flows.reconcile import (
     dose_spill,
     finish_fingerprint,
     finish_province,
+    flagged_text,
     ignored_entries,
     list_provinces,
     prepare_province,
@@ -88,20 +89,6 @@ def link_province(code: str, exports: Path, out: Path, rules_dir: Path, registry
                             fingerprint, slice_persons)
 
 
-@task(name="check-doses", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5,
-      retry_condition_fn=_retry_when_transient)
-def check_doses(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date,
-                bucket_rows: int | None = None) -> tuple[dict[str, str], dict]:
-    """Dose-level codes across every linked province (stage 2): each province's digest, and the
-    stage's seconds, peak memory, rows and buckets (for run.json)."""
-    seconds: dict[str, float] = {}
-    peaks: dict[str, float] = {}
-    with StageTimer(seconds, "dose_checks", peaks):
-        checked = dose_checks(out, codes, rules_dir, run_date, bucket_rows)
-    return checked.digests, {"seconds": round(seconds["dose_checks"], 3), "peak_gb": peaks.get("dose_checks"),
-                             "rows": checked.rows, "buckets": checked.buckets, "provinces": len(codes)}
-
-
 def _timed(step: Callable[..., T], *args: Any) -> tuple[T, float, float | None]:
     """`step(*args)`, its seconds and this process's peak memory during it."""
     seconds: dict[str, float] = {}
@@ -109,6 +96,17 @@ def _timed(step: Callable[..., T], *args: Any) -> tuple[T, float, float | None]:
     with StageTimer(seconds, "step", peaks):
         value = step(*args)
     return value, seconds["step"], peaks.get("step")
+
+
+@task(name="check-doses", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5,
+      retry_condition_fn=_retry_when_transient)
+def check_doses(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date,
+                bucket_rows: int | None = None) -> tuple[dict[str, str], dict]:
+    """Dose-level codes across every linked province (stage 2): each province's digest, and the
+    stage's seconds, peak memory, rows and buckets (for run.json)."""
+    checked, seconds, peak = _timed(dose_checks, out, codes, rules_dir, run_date, bucket_rows)
+    return checked.digests, {"seconds": round(seconds, 3), "peak_gb": peak, "rows": checked.rows,
+                             "buckets": checked.buckets, "provinces": len(codes)}
 
 
 @task(name="spill-doses", task_run_name="spill-doses-{code}", cache_policy=NO_CACHE, retries=1,
@@ -149,10 +147,11 @@ def run_dose_checks(out: Path, codes: list[str], rules_dir: Path, run_date: dt.d
     more than one bucket: then one task per province spills its rows, one per bucket checks them,
     and one per province gathers and writes its codes, on whichever workers are free. The codes
     are the same either way (`pipeline.doses.flag_in_buckets`)."""
-    buckets, sizes = dose_buckets(out, codes, bucket_rows) if codes else (0, {})
-    if buckets <= 1 or not _on_cluster():
+    buckets, sizes = dose_buckets(out, codes, bucket_rows) if codes and _on_cluster() else (1, {})
+    if buckets == 1:
         digests, stage = check_doses.submit(out, codes, rules_dir, run_date, bucket_rows).result()
         return digests, {**stage, "tasks": 1}
+    tasks = 2 * len(codes) + buckets
     t0 = time.perf_counter()
     spill = dose_spill(out)
     try:
@@ -169,12 +168,11 @@ def run_dose_checks(out: Path, codes: list[str], rules_dir: Path, run_date: dt.d
     flagged = {k: sum(counts[k] for (_, counts), _, _ in checked) for k in FLAG_NAMES}
     rows = sum(sizes.values())
     log.info("dose checks: %d rows of %d provinces, in %d buckets of persons on the cluster (%d tasks); "
-             "rows flagged: %s", rows, len(codes), buckets, 2 * len(codes) + buckets,
-             ", ".join(f"{k} {n}" for k, n in flagged.items()))
+             "rows flagged: %s", rows, len(codes), buckets, tasks, flagged_text(flagged))
     peaks = [peak for _, _, peak in [*spilled, *checked, *written] if peak is not None]
     return {code: digest for code, (digest, _, _) in zip(codes, written, strict=True)}, {
         "seconds": round(time.perf_counter() - t0, 3), "peak_gb": max(peaks) if peaks else None, "rows": rows,
-        "buckets": buckets, "provinces": len(codes), "tasks": 2 * len(codes) + buckets}
+        "buckets": buckets, "provinces": len(codes), "tasks": tasks}
 
 
 @task(name="write-province", task_run_name="write-{prepared.code}", cache_policy=NO_CACHE, retries=1,

@@ -429,7 +429,7 @@ def dose_checks(out: Path, codes: list[str], rules_dir: Path, run_date: dt.date,
         rows += n
         flagged = {k: flagged[k] + counts[k] for k in FLAG_NAMES}
     log.info("dose checks: %d rows of %d provinces%s; rows flagged: %s", rows, len(codes),
-             f", in {buckets} buckets of persons" if buckets > 1 else "", ", ".join(f"{k} {n}" for k, n in flagged.items()))
+             f", in {buckets} buckets of persons" if buckets > 1 else "", flagged_text(flagged))
     return DoseChecks(digests, rows, buckets)
 
 
@@ -467,9 +467,13 @@ def write_dose_codes(out: Path, code: str, prov: int, rows: int, spill: Path, bu
     """Dose checks on a cluster, step 3 for one province: its flags from every bucket
     (`pipeline.doses.gather_flags`) written as OUT/work/<PP>/dose_codes.parquet; their digest."""
     digest, _, flagged = _write_dose_codes(out, code, gather_flags(spill, buckets, prov, rows))
-    log.info("dose checks: province %s: codes of %d rows written; rows flagged: %s", code, rows,
-             ", ".join(f"{k} {n}" for k, n in flagged.items()))
+    log.info("dose checks: province %s: codes of %d rows written; rows flagged: %s", code, rows, flagged_text(flagged))
     return digest
+
+
+def flagged_text(flagged: dict[str, int]) -> str:
+    """Rows flagged per dose code, for the log."""
+    return ", ".join(f"{k} {n}" for k, n in flagged.items())
 
 
 def _write_dose_codes(out: Path, code: str, flags: dict[str, np.ndarray]) -> tuple[str, int, dict[str, int]]:
