@@ -228,6 +228,12 @@ def _arrow_threads() -> int:
     return pa.cpu_count()
 
 
+def _arrow_pool() -> str:
+    import pyarrow as pa
+
+    return str(pa.default_memory_pool().backend_name)
+
+
 def test_local_dask_workers_share_the_cores_for_arrow():
     # Dask starts a worker with OMP_NUM_THREADS=1, which Arrow takes as its thread count: a worker
     # alone on this machine would read and compress on one core. `--workers N` gives each its share.
@@ -243,6 +249,10 @@ def test_local_dask_workers_share_the_cores_for_arrow():
         assert kwargs["env"] == {"OMP_NUM_THREADS": str(max(1, cores // workers))}
     with LocalCluster(**with_runner(workers=1).task_runner.cluster_kwargs) as cluster, Client(cluster) as client:
         assert list(client.run(_arrow_threads).values()) == [cores]
+        # and, having imported vaxrecon to run its tasks, allocates from the pool that hands freed
+        # memory back (pipeline.memory.use_returning_memory_pool), as the command does
+        expected = _arrow_pool() if os.environ.get("ARROW_DEFAULT_MEMORY_POOL") else "jemalloc"
+        assert list(client.run(_arrow_pool).values()) == [expected]
 
 
 def test_provinces_run_one_at_a_time_in_a_process_even_on_several_threads(tmp_path, monkeypatch):
