@@ -83,6 +83,16 @@ def test_frozen_objects_are_set_aside_until_the_next_thaw_and_new_garbage_is_sti
         gc.unfreeze()
 
 
+def _environ(pool: str | None) -> dict[str, str]:
+    """This process's environment with ARROW_DEFAULT_MEMORY_POOL set to `pool` (None: unset)."""
+    import os
+
+    environ = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if pool:
+        environ["ARROW_DEFAULT_MEMORY_POOL"] = pool
+    return environ
+
+
 def _has_jemalloc() -> bool:
     import pyarrow as pa
 
@@ -128,7 +138,7 @@ def test_arrow_memory_freed_after_reading_goes_back_to_the_system(tmp_path):
     pq.write_table(pa.table({f"c{i}": pa.compute.add(numbers, i).cast(pa.string()) for i in range(8)}),
                    tmp_path / "t.parquet", row_group_size=100_000)
     out = subprocess.run([sys.executable, "-c", _READ_AND_DROP, str(tmp_path / "t.parquet")],
-                         capture_output=True, text=True, check=True).stdout.split()
+                         env=_environ(None), capture_output=True, text=True, check=True).stdout.split()
     backend, (base, held, after) = out[0], map(float, out[1:])
     assert backend == "jemalloc"
     assert held - base > 0.2, out                    # the table was resident
@@ -137,14 +147,10 @@ def test_arrow_memory_freed_after_reading_goes_back_to_the_system(tmp_path):
 
 @pytest.mark.skipif(not _has_jemalloc(), reason="this pyarrow was built without jemalloc (Windows)")
 def test_an_operators_arrow_memory_pool_stands():
-    import os
     import subprocess
 
     code = "import pipeline, pyarrow as pa; print(pa.default_memory_pool().backend_name)"
     for env, backend in ((None, "jemalloc"), ("system", "system"), ("mimalloc", "mimalloc")):
-        environ = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
-        if env:
-            environ["ARROW_DEFAULT_MEMORY_POOL"] = env
-        got = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True,
+        got = subprocess.run([sys.executable, "-c", code], env=_environ(env), capture_output=True, text=True,
                              check=True).stdout.strip()
         assert got == backend, (env, got)
