@@ -38,7 +38,7 @@ import pipeline
 from pipeline.codes import code_lists, merge_code_lists
 from pipeline.doses import (
     FLAG_NAMES,
-    bucket_count,
+    bucket_plan,
     check_bucket,
     flag_in_buckets,
     gather_flags,
@@ -442,8 +442,7 @@ def dose_spill(out: Path) -> Path:
 
 def dose_buckets(out: Path, codes: list[str], bucket_rows: int | None) -> tuple[int, dict[str, int]]:
     """The buckets the dose checks of `codes` take, and each province's linked rows."""
-    sizes = {c: pq.ParquetFile(work_dir(out, c) / "linked.parquet").metadata.num_rows for c in codes}
-    return bucket_count(sum(sizes.values()), bucket_rows or DEFAULT_DOSE_BUCKET_ROWS), sizes
+    return bucket_plan({c: work_dir(out, c) / "linked.parquet" for c in codes}, bucket_rows or DEFAULT_DOSE_BUCKET_ROWS)
 
 
 @one_province_at_a_time

@@ -103,8 +103,7 @@ def flag_in_buckets(sources: dict[str, Path], rules: Rules, run_date: dt.date, b
     Returns, per province, each flag as a boolean array over its rows in file order; and the
     number of buckets.
     """
-    sizes = {code: pq.ParquetFile(path).metadata.num_rows for code, path in sources.items()}
-    buckets = bucket_count(sum(sizes.values()), bucket_rows)
+    buckets, sizes = bucket_plan(sources, bucket_rows)
     codes = list(sources)
     if buckets == 1:    # every row held at once, nothing spilled
         table = pa.concat_tables([part for p, code in enumerate(codes)
@@ -120,6 +119,13 @@ def flag_in_buckets(sources: dict[str, Path], rules: Rules, run_date: dt.date, b
     return {code: gather_flags(spill, buckets, p, sizes[code]) for p, code in enumerate(codes)}, buckets
 
 
+def bucket_plan(sources: dict[str, Path], bucket_rows: int) -> tuple[int, dict[str, int]]:
+    """The buckets the dose rows of `sources` (province -> linked Parquet) take, and each
+    province's rows, read from the files' footers."""
+    sizes = {code: pq.ParquetFile(path).metadata.num_rows for code, path in sources.items()}
+    return bucket_count(sum(sizes.values()), bucket_rows), sizes
+
+
 def _province_rows(source: Path, prov: int, batch_rows: int) -> Iterator[pa.Table]:
     """A province's dose rows, `batch_rows` at a time, with its number and each row's position."""
     start = 0
@@ -133,6 +139,11 @@ def _province_rows(source: Path, prov: int, batch_rows: int) -> Iterator[pa.Tabl
 
 def _rows_path(spill: Path, prov: int) -> Path:
     return spill / f"rows-{prov}.arrow"
+
+
+def _buckets_path(spill: Path, prov: int) -> Path:
+    """The bucket of each record batch in `_rows_path(spill, prov)`."""
+    return spill / f"rows-{prov}.npy"
 
 
 def _flags_path(spill: Path, bucket: int) -> Path:
@@ -160,7 +171,7 @@ def spill_province(source: Path, prov: int, buckets: int, batch_rows: int, spill
                     batch_buckets.append(int(b))
             rows += part.num_rows
     tmp.replace(path)
-    np.save(path.with_suffix(".npy"), np.asarray(batch_buckets, dtype=np.int32))
+    np.save(_buckets_path(spill, prov), np.asarray(batch_buckets, dtype=np.int32))
     return rows
 
 
@@ -171,7 +182,7 @@ def check_bucket(spill: Path, provinces: int, bucket: int, buckets: int, rules: 
     `spill`, sorted by province. Returns the bucket's rows and the rows flagged per flag."""
     parts = []
     for p in range(provinces):
-        listed = np.flatnonzero(np.load(_rows_path(spill, p).with_suffix(".npy")) == bucket)
+        listed = np.flatnonzero(np.load(_buckets_path(spill, p)) == bucket)
         if len(listed):
             with pa.OSFile(str(_rows_path(spill, p))) as source:
                 reader = pa.ipc.open_file(source)
